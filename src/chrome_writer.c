@@ -1,0 +1,1161 @@
+/*
+ * chrome_writer.c - write recorded events as Chrome Trace Event Format.
+ *
+ * Output (object form, one event per line):
+ *
+ *   {"stageprof":{version, pid, host, cpu_model, cores, kernel,
+ *                 command_line, clock, config, warnings},
+ *    "time_base":{"unix_ns":..,"monotonic_ns":..},
+ *    "traceEvents":[
+ *     {"ph":"M",..process_name / thread_name / thread_sort_index..},
+ *     {"ph":"X","name":..,"cat":..,"ts":12.345,"dur":6.789,"pid":..,
+ *      "tid":..,"args":{"run":7,...}},
+ *     ...],
+ *    "stageprof_summary":{"complete":..,"events_written":..,..}}
+ *
+ * ts is microseconds with three decimals (ns precision) relative to
+ * time_base.monotonic_ns; time_base.unix_ns is the same instant on the wall
+ * clock, so traces of several processes can be aligned. A file without
+ * stageprof_summary was cut short.
+ *
+ * Spans: a BEGIN..END pair becomes one "X" event (emitted at the end, so
+ * children come before parents; viewers sort). A span still open when the
+ * trace is written becomes "B" (args so far), and its end in a later file
+ * "E". Runs are async "b"/"e" with the run id, flows "s"/"t"/"f" (the end
+ * binds to the enclosing slice), counters "C", instants "i" (thread scope).
+ * Every event but counters carries args.run while its thread is in a run
+ * (a counter's args are its series, so "run" would become a series).
+ *
+ * Consumption: the writer snapshots each thread's committed bytes, writes
+ * them, and only when the whole trace reached its sink marks them read.
+ * A failed write leaves everything in place for the next attempt.
+ *
+ * One writer at a time (stageprof__g.wlock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tbuf.h"
+#include "util/json.h"
+#include "util/strbuf.h"
+
+#define OUT_CAP (1u << 20)
+/* Largest single piece appended at once: an escaped 1 KiB string + slack. */
+#define OUT_PIECE (8u << 10)
+
+/* ------------------------------------------------------------------------ */
+/* Buffered output                                                          */
+/* ------------------------------------------------------------------------ */
+
+struct out {
+    struct sink *sink;
+    char *buf;
+    size_t len;
+    int err;         /* first sink error; later output is discarded */
+    uint64_t events; /* events written */
+    int first;       /* no event written yet (comma handling) */
+};
+
+static void out_flush(struct out *o)
+{
+    if (o->len > 0 && o->err == 0)
+        o->err = o->sink->write(o->sink->ud, o->buf, o->len);
+    o->len = 0;
+}
+
+/* At least OUT_PIECE free bytes at o->buf + o->len. */
+static inline char *out_room(struct out *o)
+{
+    if (unlikely(o->len + OUT_PIECE > OUT_CAP))
+        out_flush(o);
+    return o->buf + o->len;
+}
+
+static void out_add(struct out *o, const char *s, size_t n)
+{
+    while (n > 0) {
+        char *p = out_room(o);
+        size_t k = n < OUT_PIECE ? n : OUT_PIECE;
+        memcpy(p, s, k);
+        o->len += k;
+        s += k;
+        n -= k;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Site fragments: "name":"..","cat":"..", escaped once per site and write  */
+/* ------------------------------------------------------------------------ */
+
+struct frag_slot {
+    const stageprof_site_t *site;
+    size_t off, len;
+};
+
+struct frags {
+    struct frag_slot *slots;
+    size_t cap, n;
+    struct strbuf text;
+};
+
+static size_t ptr_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static void cat_text(struct strbuf *sb, const char *cat)
+{
+    stageprof__sb_adds(sb, ",\"cat\":");
+    cat = cat ? cat : "default";
+    stageprof__json_str(sb, cat, strnlen(cat, STAGEPROF_MAX_STRING));
+}
+
+static int frags_grow(struct frags *f)
+{
+    size_t cap = f->cap ? f->cap * 2 : 256;
+    struct frag_slot *s = stageprof__calloc(cap, sizeof *s);
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < f->cap; i++) {
+        if (f->slots[i].site == NULL)
+            continue;
+        size_t j = ptr_hash(f->slots[i].site) & (cap - 1);
+        while (s[j].site != NULL)
+            j = (j + 1) & (cap - 1);
+        s[j] = f->slots[i];
+    }
+    stageprof__free(f->slots);
+    f->slots = s;
+    f->cap = cap;
+    return 0;
+}
+
+/* The fragment of @site, or NULL on allocation failure. */
+static const char *frag_get(struct frags *f, const stageprof_site_t *site,
+                            size_t *len)
+{
+    if ((f->n + 1) * 2 > f->cap && frags_grow(f) != 0)
+        return NULL;
+    size_t j = ptr_hash(site) & (f->cap - 1);
+    while (f->slots[j].site != NULL && f->slots[j].site != site)
+        j = (j + 1) & (f->cap - 1);
+    struct frag_slot *s = &f->slots[j];
+    if (s->site == NULL) {
+        size_t off = f->text.len;
+        const char *name = site->name ? site->name : "";
+        stageprof__sb_adds(&f->text, "\"name\":");
+        stageprof__json_str(&f->text, name,
+                            strnlen(name, STAGEPROF_MAX_STRING));
+        cat_text(&f->text, site->category);
+        if (f->text.oom)
+            return NULL;
+        s->site = site;
+        s->off = off;
+        s->len = f->text.len - off;
+        f->n++;
+    }
+    *len = s->len;
+    return f->text.buf + s->off;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-thread replay                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* An ARG record waiting for its event. */
+struct argref {
+    const struct rec *r;
+    int next; /* index in the pool, -1 ends the list */
+};
+
+/* An open span of the thread being written. */
+struct pend {
+    uint64_t ns;                 /* begin, monotonic ns */
+    const stageprof_site_t *site;
+    const char *dyn;             /* run-time name, or NULL */
+    size_t dyn_len;
+    uint64_t run;
+    int args_head, args_tail;    /* argref list */
+    int carried;                 /* begun in an earlier file */
+};
+
+/* Per-thread snapshot taken under tbuf.lock. */
+struct snap {
+    struct tbuf *tb;
+    int tid;
+    uint64_t seq;
+    char name[STAGEPROF_NAME_MAX];
+    int has_sort, sort_index;
+    /* results applied on success */
+    unsigned new_open;
+    uint64_t new_run;
+};
+
+struct u64vec {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+struct writer {
+    struct out out;
+    struct frags frags;
+    struct clock_map clock;
+    uint64_t base;               /* base monotonic ns */
+    int pid;
+    int fixed_ids;
+    struct pend stack[STAGEPROF_MAX_DEPTH * 2];
+    int depth;
+    struct argref *args;
+    int nargs, args_cap;
+    const struct rec *instant;   /* instant waiting for its args */
+    uint64_t instant_run;
+    int inst_args_head, inst_args_tail;
+    struct u64vec run_begins, run_ends;
+    uint64_t open_spans;         /* spans written as "B" */
+    int oom;
+    char num[64];
+};
+
+static int fixed_ids_flag;
+static int fail_err;
+static long long fail_after = -1;
+
+void stageprof__writer_set_fixed_ids(int on)
+{
+    fixed_ids_flag = on;
+}
+
+void stageprof__writer_set_fail(int err, long long after)
+{
+    fail_err = err;
+    fail_after = err ? after : -1;
+}
+
+static void vec_push(struct writer *w, struct u64vec *v, uint64_t x)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        uint64_t *nv = stageprof__malloc(cap * sizeof *nv);
+        if (nv == NULL) {
+            w->oom = 1;
+            return;
+        }
+        if (v->n)
+            memcpy(nv, v->v, v->n * sizeof *nv);
+        stageprof__free(v->v);
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->n++] = x;
+}
+
+static int arg_new(struct writer *w, const struct rec *r)
+{
+    if (w->nargs == w->args_cap) {
+        int cap = w->args_cap ? w->args_cap * 2 : 64;
+        struct argref *na = stageprof__malloc((size_t)cap * sizeof *na);
+        if (na == NULL) {
+            w->oom = 1;
+            return -1;
+        }
+        if (w->nargs)
+            memcpy(na, w->args, (size_t)w->nargs * sizeof *na);
+        stageprof__free(w->args);
+        w->args = na;
+        w->args_cap = cap;
+    }
+    w->args[w->nargs].r = r;
+    w->args[w->nargs].next = -1;
+    return w->nargs++;
+}
+
+static void arg_append(struct writer *w, int *head, int *tail,
+                       const struct rec *r)
+{
+    int i = arg_new(w, r);
+    if (i < 0)
+        return;
+    if (*head < 0)
+        *head = i;
+    else
+        w->args[*tail].next = i;
+    *tail = i;
+}
+
+/* Event separator and opening. */
+static inline char *ev_open(struct writer *w, const char *ph, size_t phlen)
+{
+    char *p = out_room(&w->out);
+    if (!w->out.first)
+        *p++ = ',', *p++ = '\n';
+    w->out.first = 0;
+    memcpy(p, ph, phlen);
+    return p + phlen;
+}
+
+static inline void ev_commit(struct writer *w, char *p)
+{
+    w->out.len = (size_t)(p - w->out.buf);
+    w->out.events++;
+}
+
+static inline char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define PUTS(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* ts relative to the base, signed, in µs with three decimals. */
+static inline char *put_ts(struct writer *w, char *p, uint64_t ns)
+{
+    if (ns >= w->base)
+        return p + stageprof__fmt_us3(p, ns - w->base);
+    *p++ = '-';
+    return p + stageprof__fmt_us3(p, w->base - ns);
+}
+
+static inline char *put_pid_tid(struct writer *w, char *p, int tid)
+{
+    p = PUTS(p, ",\"pid\":");
+    p += stageprof__fmt_u64(p, (uint64_t)w->pid);
+    p = PUTS(p, ",\"tid\":");
+    p += stageprof__fmt_u64(p, (uint64_t)tid);
+    return p;
+}
+
+static inline char *put_name(struct writer *w, char *p,
+                             const stageprof_site_t *site, const char *dyn,
+                             size_t dyn_len)
+{
+    if (dyn != NULL) {
+        p = PUTS(p, "\"name\":\"");
+        p += stageprof__json_escape(p, dyn, dyn_len);
+        *p++ = '"';
+        const char *cat = site->category ? site->category : "default";
+        p = PUTS(p, ",\"cat\":\"");
+        p += stageprof__json_escape(p, cat, strnlen(cat, 256));
+        *p++ = '"';
+        return p;
+    }
+    size_t n;
+    const char *f = frag_get(&w->frags, site, &n);
+    if (f == NULL) {
+        w->oom = 1;
+        return PUTS(p, "\"name\":\"?\"");
+    }
+    return put(p, f, n);
+}
+
+/* One argument "key":value; the pieces are bounded by OUT_PIECE. */
+static char *put_arg(struct writer *w, char *p, const struct rec *r)
+{
+    const char *key = (const char *)(uintptr_t)r[0].a;
+    unsigned type = (unsigned)(r[0].b >> 4) & 15u;
+    *p++ = ',';
+    *p++ = '"';
+    p += stageprof__json_escape(p, key, strnlen(key, 256));
+    *p++ = '"';
+    *p++ = ':';
+    if (type == ARG_INT) {
+        p += stageprof__fmt_i64(p, (int64_t)r[1].a);
+    } else if (type == ARG_DOUBLE) {
+        double d;
+        memcpy(&d, &r[1].a, sizeof d);
+        p += stageprof__fmt_double(p, d);
+    } else {
+        *p++ = '"';
+        p += stageprof__json_escape(p, (const char *)&r[2], (size_t)r[1].a);
+        *p++ = '"';
+    }
+    (void)w;
+    return p;
+}
+
+/*
+ * ,"args":{"run":N,...} — each argument may be up to ~6 KiB escaped, so the
+ * event is committed and the room renewed between arguments.
+ */
+static char *put_args(struct writer *w, char *p, uint64_t run, int head)
+{
+    if (run == 0 && head < 0)
+        return p;
+    p = PUTS(p, ",\"args\":{");
+    char *start = p;
+    if (run != 0) {
+        p = PUTS(p, "\"run\":");
+        p += stageprof__fmt_u64(p, run);
+    }
+    for (int i = head; i >= 0; i = w->args[i].next) {
+        w->out.len = (size_t)(p - w->out.buf);
+        p = out_room(&w->out);
+        char *q = put_arg(w, p, w->args[i].r);
+        if (p == start) /* no "run" before: drop the leading comma */
+            memmove(p, p + 1, (size_t)(q - p - 1)), q--;
+        p = q;
+    }
+    *p++ = '}';
+    return p;
+}
+
+static void emit_span(struct writer *w, int tid, const struct pend *s,
+                      const char *ph, uint64_t end_ns)
+{
+    char *p = ev_open(w, ph, strlen(ph));
+    p = put_name(w, p, s->site, s->dyn, s->dyn_len);
+    p = PUTS(p, ",\"ts\":");
+    p = put_ts(w, p, s->ns);
+    if (ph[7] == 'X') {
+        p = PUTS(p, ",\"dur\":");
+        p += stageprof__fmt_us3(p, end_ns > s->ns ? end_ns - s->ns : 0);
+    }
+    p = put_pid_tid(w, p, tid);
+    p = put_args(w, p, s->run, s->args_head);
+    *p++ = '}';
+    ev_commit(w, p);
+}
+
+static void emit_end(struct writer *w, int tid, const struct pend *s,
+                     uint64_t ns)
+{
+    char *p = ev_open(w, "{\"ph\":\"E\",\"ts\":", 15);
+    p = put_ts(w, p, ns);
+    p = put_pid_tid(w, p, tid);
+    p = put_args(w, p, 0, s->args_head);
+    *p++ = '}';
+    ev_commit(w, p);
+}
+
+static void flush_instant(struct writer *w, int tid)
+{
+    const struct rec *r = w->instant;
+    if (r == NULL)
+        return;
+    w->instant = NULL;
+    char *p = ev_open(w, "{\"ph\":\"i\",\"s\":\"t\",", 18);
+    p = put_name(w, p, (const stageprof_site_t *)(uintptr_t)(r->b & ~15ull),
+                 NULL, 0);
+    p = PUTS(p, ",\"ts\":");
+    p = put_ts(w, p, stageprof__clock_map_ns(&w->clock, r->a));
+    p = put_pid_tid(w, p, tid);
+    p = put_args(w, p, w->instant_run, w->inst_args_head);
+    *p++ = '}';
+    ev_commit(w, p);
+}
+
+static void emit_id(char **pp, uint64_t id)
+{
+    static const char hexd[] = "0123456789abcdef";
+    char *p = *pp;
+    p = PUTS(p, ",\"id\":\"0x");
+    char tmp[16];
+    int n = 0;
+    do {
+        tmp[n++] = hexd[id & 15];
+        id >>= 4;
+    } while (id != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    *p++ = '"';
+    *pp = p;
+}
+
+static void emit_pair(struct writer *w, int tid, const struct rec *r,
+                      uint64_t run)
+{
+    const stageprof_site_t *site =
+        (const stageprof_site_t *)(uintptr_t)(r[0].b & ~15ull);
+    unsigned kind = (unsigned)(r[0].b & 15u);
+    uint64_t ns = stageprof__clock_map_ns(&w->clock, r[0].a);
+    char *p;
+    if (kind == REC_COUNTER) {
+        p = ev_open(w, "{\"ph\":\"C\",", 10);
+        p = put_name(w, p, site, NULL, 0);
+        p = PUTS(p, ",\"ts\":");
+        p = put_ts(w, p, ns);
+        p = put_pid_tid(w, p, tid);
+        p = PUTS(p, ",\"args\":{\"value\":");
+        if (r[1].b == 0) {
+            p += stageprof__fmt_i64(p, (int64_t)r[1].a);
+        } else {
+            double d;
+            memcpy(&d, &r[1].a, sizeof d);
+            p += stageprof__fmt_double(p, d);
+        }
+        p = PUTS(p, "}}");
+        ev_commit(w, p);
+        return;
+    }
+    static const char *const flow_ph[] = {"{\"ph\":\"s\",", "{\"ph\":\"t\",",
+                                          "{\"ph\":\"f\",\"bp\":\"e\","};
+    static const char *const run_ph[] = {"{\"ph\":\"b\",", "{\"ph\":\"e\","};
+    unsigned phase = (unsigned)r[1].b;
+    if (kind == REC_RUN) {
+        if (phase == RUN_SET)
+            return;
+        vec_push(w, phase == RUN_BEGIN ? &w->run_begins : &w->run_ends,
+                 r[1].a);
+        p = ev_open(w, run_ph[phase & 1], 10);
+        run = r[1].a;
+    } else {
+        const char *ph = flow_ph[phase < 3 ? phase : 0];
+        p = ev_open(w, ph, strlen(ph));
+    }
+    if (site != NULL) {
+        p = put_name(w, p, site, NULL, 0);
+    } else {
+        p = PUTS(p, "\"name\":\"run\",\"cat\":\"run\"");
+    }
+    emit_id(&p, r[1].a);
+    p = PUTS(p, ",\"ts\":");
+    p = put_ts(w, p, ns);
+    p = put_pid_tid(w, p, tid);
+    p = put_args(w, p, run, -1);
+    *p++ = '}';
+    ev_commit(w, p);
+}
+
+/* Size of the record at @r, or 0 when it does not fit in @avail bytes. */
+static size_t rec_size(const struct rec *r, size_t avail)
+{
+    unsigned kind = (unsigned)(r->b & 15u);
+    size_t size;
+    switch (kind) {
+    case REC_BEGIN:
+    case REC_END:
+    case REC_INSTANT:
+    case REC_PAD:
+        size = REC_SIZE;
+        break;
+    case REC_COMPLETE:
+    case REC_COUNTER:
+    case REC_FLOW:
+    case REC_RUN:
+        size = 2 * REC_SIZE;
+        break;
+    case REC_BEGIN_NAME:
+        if (avail < 2 * REC_SIZE || r[1].a > STAGEPROF_MAX_STRING)
+            return 0;
+        size = 2 * REC_SIZE + str_slots((size_t)r[1].a);
+        break;
+    case REC_ARG:
+        if (avail < 2 * REC_SIZE)
+            return 0;
+        size = 2 * REC_SIZE;
+        if (((r->b >> 4) & 15u) == ARG_STR) {
+            if (r[1].a > STAGEPROF_MAX_STRING)
+                return 0;
+            size += str_slots((size_t)r[1].a);
+        }
+        break;
+    default:
+        return 0;
+    }
+    return size <= avail ? size : 0;
+}
+
+static void replay(struct writer *w, struct snap *s, int tid,
+                   const unsigned char *p, const unsigned char *end,
+                   uint64_t *run)
+{
+    while (p < end) {
+        const struct rec *r = (const struct rec *)p;
+        size_t size = rec_size(r, (size_t)(end - p));
+        if (size == 0)
+            break; /* cannot happen with committed data; stop safely */
+        p += size;
+        unsigned kind = (unsigned)(r->b & 15u);
+        if (kind == REC_ARG) {
+            unsigned target = (unsigned)(r->b >> 8) & 0xFFFFu;
+            if (target == ARG_TARGET_INSTANT) {
+                if (w->instant != NULL)
+                    arg_append(w, &w->inst_args_head, &w->inst_args_tail, r);
+            } else if ((int)target < w->depth) {
+                struct pend *e = &w->stack[target];
+                arg_append(w, &e->args_head, &e->args_tail, r);
+            }
+            continue;
+        }
+        flush_instant(w, tid);
+        const stageprof_site_t *site =
+            (const stageprof_site_t *)(uintptr_t)(r->b & ~15ull);
+        switch (kind) {
+        case REC_BEGIN:
+        case REC_BEGIN_NAME: {
+            if (w->depth == (int)(sizeof w->stack / sizeof w->stack[0]))
+                break;
+            struct pend *e = &w->stack[w->depth++];
+            e->ns = stageprof__clock_map_ns(&w->clock, r->a);
+            e->site = site;
+            e->dyn = kind == REC_BEGIN_NAME ? (const char *)&r[2] : NULL;
+            e->dyn_len = kind == REC_BEGIN_NAME ? (size_t)r[1].a : 0;
+            e->run = *run;
+            e->args_head = e->args_tail = -1;
+            e->carried = 0;
+            break;
+        }
+        case REC_END: {
+            if (w->depth == 0)
+                break;
+            struct pend *e = &w->stack[--w->depth];
+            uint64_t ns = stageprof__clock_map_ns(&w->clock, r->a);
+            if (e->carried)
+                emit_end(w, tid, e, ns);
+            else
+                emit_span(w, tid, e, "{\"ph\":\"X\",", ns);
+            if (w->depth == 0)
+                w->nargs = 0; /* no list refers to the pool any more */
+            break;
+        }
+        case REC_COMPLETE: {
+            struct pend e = {r[0].a, site, NULL, 0, *run, -1, -1, 0};
+            emit_span(w, tid, &e, "{\"ph\":\"X\",", r[0].a + r[1].a);
+            break;
+        }
+        case REC_INSTANT:
+            w->instant = r;
+            w->instant_run = *run;
+            w->inst_args_head = w->inst_args_tail = -1;
+            break;
+        case REC_RUN: {
+            unsigned phase = (unsigned)r[1].b;
+            if (phase == RUN_BEGIN || phase == RUN_SET)
+                *run = r[1].a;
+            else if (*run == r[1].a)
+                *run = 0;
+            emit_pair(w, tid, r, *run);
+            break;
+        }
+        case REC_COUNTER:
+        case REC_FLOW:
+            emit_pair(w, tid, r, *run);
+            break;
+        default:
+            break;
+        }
+    }
+    (void)s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The whole trace                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void emit_meta(struct writer *w, const char *what, int tid,
+                      const char *key, const char *sval, long long ival)
+{
+    char *p = ev_open(w, "{\"ph\":\"M\",\"name\":\"", 18);
+    p = put(p, what, strlen(what));
+    p = PUTS(p, "\"");
+    p = put_pid_tid(w, p, tid);
+    p = PUTS(p, ",\"args\":{\"");
+    p = put(p, key, strlen(key));
+    p = PUTS(p, "\":");
+    if (sval != NULL) {
+        *p++ = '"';
+        p += stageprof__json_escape(p, sval, strnlen(sval, 256));
+        *p++ = '"';
+    } else {
+        p += stageprof__fmt_i64(p, ival);
+    }
+    p = PUTS(p, "}}");
+    ev_commit(w, p);
+}
+
+static void header(struct writer *w, int final)
+{
+    struct strbuf sb;
+    stageprof__sb_init(&sb, stageprof__malloc, stageprof__free);
+    const struct conf *c = &stageprof__g.conf;
+    stageprof__sb_addf(&sb,
+                       "{\"stageprof\":{\"format\":1,\"version\":\"%s\","
+                       "\"pid\":%d",
+                       STAGEPROF_VERSION_STRING, w->pid);
+    if (w->fixed_ids)
+        stageprof__sb_adds(&sb, ",\"host\":\"test\"");
+    else
+        stageprof__sysinfo_json(&sb);
+    stageprof__sb_addf(&sb, ",\"final\":%s,\"clock\":{\"source\":\"%s\"",
+                       final ? "true" : "false", stageprof__clock_name());
+    double hz = stageprof__clock_tsc_hz();
+    if (hz > 0)
+        stageprof__sb_addf(&sb, ",\"tsc_hz\":%.0f,\"anchors\":%d", hz,
+                           stageprof__clock_anchor_count());
+    const char *why = stageprof__clock_why();
+    if (why != NULL && hz <= 0) {
+        stageprof__sb_adds(&sb, ",\"why_not_tsc\":");
+        stageprof__json_str(&sb, why, strlen(why));
+    }
+    stageprof__sb_addf(&sb,
+                       "},\"config\":{\"enable\":%d,\"dir\":", c->enable);
+    const char *dir = c->dir ? c->dir : "";
+    stageprof__json_str(&sb, dir, strlen(dir));
+    stageprof__sb_addf(&sb, ",\"buffer_bytes\":%lld,\"categories\":",
+                       c->buffer_bytes);
+    const char *cats = c->categories ? c->categories : "*";
+    stageprof__json_str(&sb, cats, strlen(cats));
+    static const char *const clock_names[] = {"auto", "tsc", "monotonic"};
+    stageprof__sb_addf(&sb,
+                       ",\"clock\":\"%s\",\"sources\":{\"enable\":\"%s\","
+                       "\"dir\":\"%s\",\"buffer_bytes\":\"%s\","
+                       "\"categories\":\"%s\",\"clock\":\"%s\"}}",
+                       clock_names[c->clock >= 0 && c->clock <= 2 ? c->clock
+                                                                  : 0],
+                       c->src_enable ? c->src_enable : "default",
+                       c->src_dir ? c->src_dir : "default",
+                       c->src_buffer_bytes ? c->src_buffer_bytes : "default",
+                       c->src_categories ? c->src_categories : "default",
+                       c->src_clock ? c->src_clock : "default");
+    stageprof__sb_adds(&sb, ",\"warnings\":[");
+    for (int i = 0; i < c->nwarnings; i++) {
+        if (i)
+            stageprof__sb_adds(&sb, ",");
+        stageprof__json_str(&sb, c->warnings[i], strlen(c->warnings[i]));
+    }
+    stageprof__sb_addf(&sb,
+                       "]},\n\"time_base\":{\"unix_ns\":%llu,"
+                       "\"monotonic_ns\":%llu},\n\"traceEvents\":[\n",
+                       (unsigned long long)stageprof__g.base_real_ns,
+                       (unsigned long long)stageprof__g.base_mono_ns);
+    if (sb.oom)
+        w->oom = 1;
+    else
+        out_add(&w->out, sb.buf, sb.len);
+    stageprof__sb_fini(&sb);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int has_u64(const uint64_t *v, size_t n, uint64_t x)
+{
+    return bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
+}
+
+/*
+ * Runs ended without a begin in this file or an earlier one are misuse;
+ * runs begun and not ended carry over to the next file. Returns the count
+ * of unmatched ends; fills @open (owned) with the runs still open.
+ */
+static uint64_t match_runs(struct writer *w, uint64_t **open, size_t *nopen)
+{
+    struct u64vec all = {0};
+    for (size_t i = 0; i < stageprof__g.nopen_runs; i++)
+        vec_push(w, &all, stageprof__g.open_runs[i]);
+    for (size_t i = 0; i < w->run_begins.n; i++)
+        vec_push(w, &all, w->run_begins.v[i]);
+    if (all.n)
+        qsort(all.v, all.n, sizeof *all.v, cmp_u64);
+    if (w->run_ends.n)
+        qsort(w->run_ends.v, w->run_ends.n, sizeof *w->run_ends.v, cmp_u64);
+    uint64_t bad = 0;
+    for (size_t i = 0; i < w->run_ends.n; i++)
+        if (!has_u64(all.v, all.n, w->run_ends.v[i]))
+            bad++;
+    size_t k = 0;
+    for (size_t i = 0; i < all.n; i++)
+        if (!has_u64(w->run_ends.v, w->run_ends.n, all.v[i]))
+            all.v[k++] = all.v[i];
+    *open = all.v;
+    *nopen = k;
+    return bad;
+}
+
+struct totals {
+    uint64_t dropped, end_other, end_twice, unclosed, depth, arg, truncated;
+};
+
+static void sum_counters(struct totals *t)
+{
+    memset(t, 0, sizeof *t);
+    t->dropped = LOAD_RELAXED(&stageprof__g.lost_no_tbuf);
+    t->end_other = LOAD_RELAXED(&stageprof__g.misuse_no_tbuf);
+    for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next) {
+        t->dropped += LOAD_RELAXED(&tb->dropped);
+        t->end_other += LOAD_RELAXED(&tb->mis_end_other);
+        t->end_twice += LOAD_RELAXED(&tb->mis_end_twice);
+        t->unclosed += LOAD_RELAXED(&tb->mis_unclosed);
+        t->depth += LOAD_RELAXED(&tb->mis_depth);
+        t->arg += LOAD_RELAXED(&tb->mis_arg);
+        t->truncated += LOAD_RELAXED(&tb->truncated);
+    }
+}
+
+static void trailer(struct writer *w, const struct totals *t,
+                    uint64_t run_end_bad, uint64_t dropped_reported,
+                    size_t runs_open)
+{
+    uint64_t new_drops = t->dropped - dropped_reported;
+    int complete = new_drops == 0 && w->open_spans == 0 && !w->oom;
+    char buf[1024];
+    int n = snprintf(
+        buf, sizeof buf,
+        "\n],\n\"stageprof_summary\":{\"complete\":%s,\"events_written\":%llu,"
+        "\"events_dropped\":%llu,\"events_dropped_total\":%llu,"
+        "\"open_spans\":%llu,\"open_runs\":%zu,\"strings_truncated\":%llu,"
+        "\"misuse\":{\"span_end_other_thread\":%llu,"
+        "\"span_end_without_begin\":%llu,\"span_closed_by_parent\":%llu,"
+        "\"span_too_deep\":%llu,\"arg_after_close\":%llu,"
+        "\"run_end_without_begin\":%llu}}}\n",
+        complete ? "true" : "false", (unsigned long long)w->out.events,
+        (unsigned long long)new_drops, (unsigned long long)t->dropped,
+        (unsigned long long)w->open_spans, runs_open,
+        (unsigned long long)t->truncated, (unsigned long long)t->end_other,
+        (unsigned long long)t->end_twice, (unsigned long long)t->unclosed,
+        (unsigned long long)t->depth, (unsigned long long)t->arg,
+        (unsigned long long)run_end_bad);
+    out_add(&w->out, buf, (size_t)n);
+}
+
+/* Take a consistent view of @tb: its chunks and committed lengths. */
+static void snapshot_thread(struct tbuf *tb, struct snap *s)
+{
+    memset(s, 0, sizeof *s);
+    s->tb = tb;
+    pthread_mutex_lock(&tb->lock);
+    s->tid = tb->tid;
+    s->seq = tb->seq;
+    memcpy(s->name, tb->name, sizeof s->name);
+    s->has_sort = tb->has_sort;
+    s->sort_index = tb->sort_index;
+    pthread_mutex_unlock(&tb->lock);
+}
+
+/* The committed bytes of every chunk, frozen under the lock. */
+struct frozen {
+    struct chunk *c;
+    size_t from, to;
+};
+
+static int freeze(struct tbuf *tb, struct frozen **outp, size_t *np)
+{
+    size_t n = 0, cap = 16;
+    struct frozen *v = stageprof__malloc(cap * sizeof *v);
+    if (v == NULL)
+        return -1;
+    pthread_mutex_lock(&tb->lock);
+    for (struct chunk *c = tb->head; c != NULL; c = c->next) {
+        if (n == cap) {
+            struct frozen *nv = stageprof__malloc(2 * cap * sizeof *nv);
+            if (nv == NULL) {
+                pthread_mutex_unlock(&tb->lock);
+                stageprof__free(v);
+                return -1;
+            }
+            memcpy(nv, v, n * sizeof *v);
+            stageprof__free(v);
+            v = nv;
+            cap *= 2;
+        }
+        v[n].c = c;
+        v[n].from = c->read;
+        v[n].to = LOAD_ACQUIRE(&c->used);
+        n++;
+    }
+    pthread_mutex_unlock(&tb->lock);
+    *outp = v;
+    *np = n;
+    return 0;
+}
+
+int stageprof__writer_write(struct sink *sink, int final)
+{
+    struct writer *w = stageprof__calloc(1, sizeof *w);
+    if (w == NULL)
+        return STAGEPROF_ENOMEM;
+    w->out.sink = sink;
+    w->out.first = 1;
+    w->out.buf = stageprof__malloc(OUT_CAP);
+    stageprof__sb_init(&w->frags.text, stageprof__malloc, stageprof__free);
+    if (w->out.buf == NULL) {
+        stageprof__free(w);
+        return STAGEPROF_ENOMEM;
+    }
+    w->fixed_ids = fixed_ids_flag;
+    w->pid = w->fixed_ids ? 1 : (int)getpid();
+    stageprof__clock_map_open(&w->clock);
+
+    /*
+     * Under g.lock only long enough to copy what the pass needs: the header
+     * (it reads the configuration) and the thread list. Recording threads
+     * take g.lock when they first record, so the pass itself runs without
+     * it. Only the writer (wlock held) removes threads, so the copied
+     * pointers stay valid.
+     */
+    pthread_mutex_lock(&stageprof__g.lock);
+    w->base = stageprof__g.base_mono_ns;
+    header(w, final);
+    char pname[256];
+    if (stageprof__g.proc_name[0])
+        snprintf(pname, sizeof pname, "%s", stageprof__g.proc_name);
+    else if (stageprof__g.conf.process_name)
+        snprintf(pname, sizeof pname, "%s", stageprof__g.conf.process_name);
+    else
+        stageprof__sysinfo_program(pname, sizeof pname);
+    size_t nthreads = 0;
+    for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next)
+        nthreads++;
+    struct tbuf **list = stageprof__calloc(nthreads + 1, sizeof *list);
+    if (list != NULL) {
+        size_t i = 0;
+        for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next)
+            list[i++] = tb;
+    }
+    pthread_mutex_unlock(&stageprof__g.lock);
+    emit_meta(w, "process_name", 0, "name", pname, 0);
+
+    struct snap *snaps = stageprof__calloc(nthreads + 1, sizeof *snaps);
+    struct frozen **fz = stageprof__calloc(nthreads + 1, sizeof *fz);
+    size_t *nfz = stageprof__calloc(nthreads + 1, sizeof *nfz);
+    if (list == NULL || snaps == NULL || fz == NULL || nfz == NULL)
+        w->oom = 1;
+
+    /* Oldest thread first: the registry is newest first. */
+    for (size_t ti = 0; ti < nthreads && !w->oom; ti++) {
+        struct tbuf *tb = list[nthreads - 1 - ti];
+        struct snap *s = &snaps[ti];
+        snapshot_thread(tb, s);
+        int tid = w->fixed_ids ? (int)s->seq : s->tid;
+        if (s->name[0])
+            emit_meta(w, "thread_name", tid, "name", s->name, 0);
+        if (s->has_sort)
+            emit_meta(w, "thread_sort_index", tid, "sort_index", NULL,
+                      s->sort_index);
+        if (freeze(tb, &fz[ti], &nfz[ti]) != 0) {
+            w->oom = 1;
+            break;
+        }
+        /* Spans left open by the previous file are at the stack bottom. */
+        w->depth = 0;
+        w->nargs = 0;
+        for (unsigned i = 0; i < tb->wr_open && i < STAGEPROF_MAX_DEPTH; i++) {
+            struct pend *e = &w->stack[w->depth++];
+            memset(e, 0, sizeof *e);
+            e->args_head = e->args_tail = -1;
+            e->carried = 1;
+        }
+        uint64_t run = tb->wr_run;
+        for (size_t k = 0; k < nfz[ti]; k++) {
+            struct frozen *f = &fz[ti][k];
+            if (f->from == 0)
+                run = f->c->run_at_start;
+            replay(w, s, tid, f->c->data + f->from, f->c->data + f->to, &run);
+        }
+        flush_instant(w, tid);
+        /* Spans still open: written as "B", ended by "E" in a later file. */
+        for (int i = 0; i < w->depth; i++) {
+            struct pend *e = &w->stack[i];
+            if (!e->carried) {
+                emit_span(w, tid, e, "{\"ph\":\"B\",", 0);
+                w->open_spans++;
+            }
+        }
+        s->new_open = (unsigned)w->depth;
+        s->new_run = run;
+    }
+
+    struct totals t;
+    uint64_t *open = NULL;
+    size_t nopen = 0;
+    uint64_t run_end_bad = match_runs(w, &open, &nopen);
+    pthread_mutex_lock(&stageprof__g.lock);
+    sum_counters(&t);
+    uint64_t misuse_run_end = stageprof__g.misuse_run_end;
+    uint64_t dropped_reported = stageprof__g.dropped_reported;
+    pthread_mutex_unlock(&stageprof__g.lock);
+    trailer(w, &t, misuse_run_end + run_end_bad, dropped_reported, nopen);
+    out_flush(&w->out);
+    int rc = w->out.err ? w->out.err : (w->oom ? STAGEPROF_ENOMEM : 0);
+
+    pthread_mutex_lock(&stageprof__g.lock);
+    if (rc == 0) {
+        /* Everything reached the sink: consume it. */
+        for (size_t ti = 0; ti < nthreads; ti++) {
+            struct tbuf *tb = snaps[ti].tb;
+            pthread_mutex_lock(&tb->lock);
+            for (size_t k = 0; k < nfz[ti]; k++)
+                fz[ti][k].c->read = fz[ti][k].to;
+            tb->wr_open = snaps[ti].new_open;
+            tb->wr_run = snaps[ti].new_run;
+            pthread_mutex_unlock(&tb->lock);
+        }
+        stageprof__free(stageprof__g.open_runs);
+        stageprof__g.open_runs = open;
+        stageprof__g.nopen_runs = nopen;
+        open = NULL;
+        stageprof__g.misuse_run_end += run_end_bad;
+        stageprof__g.dropped_reported = t.dropped;
+        stageprof__g.events_written += w->out.events;
+        stageprof__g.traces_written++;
+    } else {
+        stageprof__g.write_errors++;
+    }
+    pthread_mutex_unlock(&stageprof__g.lock);
+    if (rc == 0)
+        stageprof__tbuf_reclaim();
+
+    for (size_t i = 0; i < nthreads && fz; i++)
+        stageprof__free(fz[i]);
+    stageprof__free(list);
+    stageprof__free(fz);
+    stageprof__free(nfz);
+    stageprof__free(snaps);
+    stageprof__free(open);
+    stageprof__free(w->run_begins.v);
+    stageprof__free(w->run_ends.v);
+    stageprof__free(w->args);
+    stageprof__free(w->frags.slots);
+    stageprof__sb_fini(&w->frags.text);
+    stageprof__clock_map_close(&w->clock);
+    stageprof__free(w->out.buf);
+    stageprof__free(w);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Trace files                                                              */
+/* ------------------------------------------------------------------------ */
+
+struct file_sink {
+    int fd;
+    uint64_t written;
+    uint64_t fsize_limit; /* RLIMIT_FSIZE, or UINT64_MAX */
+};
+
+static int file_write(void *ud, const void *data, size_t len)
+{
+    struct file_sink *fs = ud;
+    if (fail_after >= 0 && fs->written + len > (uint64_t)fail_after)
+        return fail_err;
+    /* Writing past RLIMIT_FSIZE would raise SIGXFSZ in the host: refuse. */
+    if (fs->written + len > fs->fsize_limit)
+        return STAGEPROF_EFBIG;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fs->fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return stageprof__translate_errno(errno);
+        }
+        if (n == 0)
+            return STAGEPROF_EIO;
+        p += n;
+        len -= (size_t)n;
+        fs->written += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* mkdir -p; returns 0 or a STAGEPROF_E* code. */
+static int make_dirs(const char *dir)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path)
+        return STAGEPROF_EINVAL;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return stageprof__translate_errno(errno);
+        path[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return stageprof__translate_errno(errno);
+    if (!S_ISDIR(st.st_mode))
+        return STAGEPROF_ENOTDIR;
+    return 0;
+}
+
+/* workflow_execution_<YYYY_MM_DD_HH_MM_SS>_<pid>[_<n>].json, unused. */
+static int pick_name(const char *dir, char *path, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y_%m_%d_%H_%M_%S", &tm);
+    for (int n = 0; n < 100000; n++) {
+        int k;
+        if (n == 0)
+            k = snprintf(path, len, "%s/workflow_execution_%s_%d.json", dir,
+                         stamp, (int)getpid());
+        else
+            k = snprintf(path, len, "%s/workflow_execution_%s_%d_%d.json",
+                         dir, stamp, (int)getpid(), n);
+        if (k < 0 || (size_t)k >= len)
+            return STAGEPROF_ERANGE;
+        struct stat st;
+        if (lstat(path, &st) != 0 && errno == ENOENT)
+            return 0;
+    }
+    return STAGEPROF_EIO;
+}
+
+int stageprof__writer_write_file(int final)
+{
+    pthread_mutex_lock(&stageprof__g.wlock);
+    char dir[3072], path[sizeof stageprof__g.last_path], tmp[4200];
+    pthread_mutex_lock(&stageprof__g.lock);
+    snprintf(dir, sizeof dir, "%s",
+             stageprof__g.conf.dir ? stageprof__g.conf.dir
+                                   : STAGEPROF_DEFAULT_DIR);
+    pthread_mutex_unlock(&stageprof__g.lock);
+
+    int rc = make_dirs(dir);
+    if (rc == 0)
+        rc = pick_name(dir, path, sizeof path);
+    int fd = -1;
+    if (rc == 0) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+            rc = stageprof__translate_errno(errno);
+    }
+    if (rc == 0) {
+        struct rlimit rl;
+        struct file_sink fs = {fd, 0, UINT64_MAX};
+        if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            fs.fsize_limit = (uint64_t)rl.rlim_cur;
+        struct sink sink = {file_write, &fs};
+        rc = stageprof__writer_write(&sink, final);
+        if (close(fd) != 0 && rc == 0)
+            rc = stageprof__translate_errno(errno);
+        if (rc == 0 && rename(tmp, path) != 0)
+            rc = stageprof__translate_errno(errno);
+        if (rc != 0)
+            unlink(tmp);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&stageprof__g.lock);
+        memcpy(stageprof__g.last_path, path, strlen(path) + 1);
+        pthread_mutex_unlock(&stageprof__g.lock);
+        stageprof__log(STAGEPROF_LOG_INFO, "trace written to %s", path);
+    } else {
+        stageprof__log(STAGEPROF_LOG_ERROR,
+                       "cannot write a trace into %s: %s (events kept for a "
+                       "later stageprof_flush)",
+                       dir, stageprof_strerror(rc));
+    }
+    pthread_mutex_unlock(&stageprof__g.wlock);
+    return rc;
+}

@@ -1,0 +1,241 @@
+/*
+ * internal.h - declarations shared between the files of libstageprof.
+ *
+ * Names here are stageprof__<module>_<verb>; nothing here is exported.
+ *
+ * Global state lives in one struct (stageprof__g, core.c). The hot path reads
+ * only the fields in its first cache line: the state word mirrored in the
+ * public stageprof_hot_state, the category filter token, the clock mode.
+ * Everything else is guarded by stageprof__g.lock and touched on cold paths.
+ */
+#ifndef STAGEPROF_INTERNAL_H
+#define STAGEPROF_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stageprof.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define LOAD_ACQUIRE(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+/* Owner-only counters other threads read: a relaxed load and store, no RMW. */
+#define BUMP(p) STORE_RELAXED((p), LOAD_RELAXED(p) + 1)
+
+/* ------------------------------------------------------------------------ */
+/* States of stageprof_hot_state                                            */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    STATE_OFF = 0,     /* nothing recorded; macros do not call in */
+    STATE_TRACING = 1, /* events recorded */
+    STATE_ARMED = 2    /* STAGEPROF_ENABLE set, start at the first event */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Allocation (core.c)                                                      */
+/* ------------------------------------------------------------------------ */
+
+void *stageprof__malloc(size_t size);
+void *stageprof__calloc(size_t n, size_t size);
+void stageprof__free(void *ptr);
+char *stageprof__strdup(const char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration (config.c)                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define STAGEPROF_DEFAULT_DIR "./inference_profiling"
+#define STAGEPROF_DEFAULT_BUFFER_BYTES (64ll << 20)
+#define STAGEPROF_MIN_BUFFER_BYTES (16ll << 10)
+#define STAGEPROF_MAX_CATEGORY_RULES 64
+
+/* One rule of STAGEPROF_CATEGORIES: a name, "*", or an exclusion. */
+struct cat_rule {
+    char *name;  /* owned; NULL for "*" */
+    int exclude; /* "-name" */
+};
+
+/* The configuration in force: every field resolved, strings owned. */
+struct conf {
+    int enable;
+    char *dir;
+    long long buffer_bytes;
+    char *categories; /* as given, for the trace metadata */
+    struct cat_rule rules[STAGEPROF_MAX_CATEGORY_RULES];
+    int nrules;
+    int has_include; /* a positive name rule exists */
+    int clock;
+    char *log_file;
+    char *process_name;
+    stageprof_log_cb log_cb;
+    void *log_data;
+    /* where each setting came from: "default", "env" or "api" */
+    const char *src_enable, *src_dir, *src_buffer_bytes, *src_categories,
+        *src_clock;
+    char *warnings[16]; /* bad settings met while resolving (owned) */
+    int nwarnings;
+};
+
+/*
+ * Resolve @api (may be NULL) over the environment into @out. Bad values are
+ * reported with stageprof__log and replaced by defaults. Returns 0 or
+ * STAGEPROF_ENOMEM (then @out holds nothing to free).
+ */
+int stageprof__config_resolve(const stageprof_config_t *api, struct conf *out);
+void stageprof__config_fini(struct conf *c);
+/* 1 when STAGEPROF_ENABLE (or its alias) asks for tracing. */
+int stageprof__config_env_enabled(void);
+/* 1 when @category passes the rules. */
+int stageprof__config_category_ok(const struct conf *c, const char *category);
+/* Parse helpers, exposed for tests. */
+int stageprof__parse_bool(const char *s, int *out);
+int stageprof__parse_size(const char *s, long long *out);
+int stageprof__parse_categories(const char *s, struct conf *c);
+
+/* ------------------------------------------------------------------------ */
+/* Clock (clock.c)                                                          */
+/* ------------------------------------------------------------------------ */
+
+enum { CLOCK_MODE_MONO = 0, CLOCK_MODE_TSC = 1, CLOCK_MODE_FAKE = 2 };
+
+/* Mapping from raw ticks to CLOCK_MONOTONIC ns: piecewise linear. */
+struct clock_anchor {
+    uint64_t ticks;
+    uint64_t ns;
+};
+
+/*
+ * A snapshot of the anchors for converting many ticks (the writer): no lock
+ * per conversion, the current segment cached.
+ */
+struct clock_map {
+    int mode;                 /* CLOCK_MODE_* at snapshot time */
+    struct clock_anchor *a;   /* owned copy */
+    int n;
+    int seg;                  /* cached segment, -1 none */
+    uint64_t lo, hi;          /* ticks range of seg */
+    uint64_t base_ns, mult;   /* ns at lo; ns per tick << 32 */
+    uint64_t default_mult;    /* from the calibration */
+};
+void stageprof__clock_map_open(struct clock_map *m);
+uint64_t stageprof__clock_map_ns(struct clock_map *m, uint64_t ticks);
+void stageprof__clock_map_close(struct clock_map *m);
+
+uint64_t stageprof__clock_slow_ticks(void);
+int stageprof__clock_tsc_trusted(const char *cpuinfo, const char *clocksource,
+                                 const char **why);
+const char *stageprof__clock_why(void);
+/* Decide and calibrate the clock for @want (stageprof_clock); 0 or error. */
+int stageprof__clock_open(int want, const char **why);
+void stageprof__clock_close(void);
+/* Take a new anchor (background thread, start, before writing). */
+void stageprof__clock_anchor(void);
+/* Convert raw ticks to monotonic ns with the anchors. */
+uint64_t stageprof__clock_to_ns(uint64_t ticks);
+uint64_t stageprof__clock_mono_ns(void);
+uint64_t stageprof__clock_real_ns(void);
+const char *stageprof__clock_name(void);
+double stageprof__clock_tsc_hz(void);
+int stageprof__clock_anchor_count(void);
+/* Test hook: time from @fn (ns) instead of the hardware. NULL restores. */
+void stageprof__clock_set_fake(uint64_t (*fn)(void));
+
+/* ------------------------------------------------------------------------ */
+/* Global state (core.c)                                                    */
+/* ------------------------------------------------------------------------ */
+
+struct tbuf;
+
+struct global {
+    /* hot: read on every event */
+    int clock_mode;        /* CLOCK_MODE_* */
+    unsigned filter_token; /* site->filter value meaning "recorded" */
+    char pad_[56];
+    /* cold: under lock */
+    pthread_mutex_t lock;     /* session, config, registry */
+    pthread_mutex_t wlock;    /* one writer at a time */
+    int started;              /* a session exists (tracing or not) */
+    int ever_started;         /* some session existed */
+    int atexit_registered;
+    struct conf conf;         /* configuration in force */
+    uint64_t base_mono_ns;    /* trace time base */
+    uint64_t base_real_ns;
+    uint64_t chunk_bytes;     /* size of one buffer chunk */
+    uint64_t bytes_in_use;    /* chunks allocated (atomic) */
+    struct tbuf *threads;     /* registry of thread buffers */
+    uint64_t threads_seen;
+    uint64_t lost_no_tbuf;    /* events lost: no thread buffer (atomic) */
+    uint64_t misuse_no_tbuf;  /* span ended on a thread that never recorded */
+    uint64_t misuse_run_end;  /* run ends without a begin (writer) */
+    uint64_t events_written, traces_written, write_errors;
+    char last_path[4096];
+    char proc_name[256];      /* stageprof_process_set_name */
+    /* writer: runs begun and not yet ended in earlier files (under wlock) */
+    uint64_t *open_runs;
+    size_t nopen_runs;
+    uint64_t dropped_reported; /* drops already reported in a trace */
+    int file_seq;             /* suffix counter for same-second names */
+    /* allocator */
+    stageprof_malloc_cb malloc_fn;
+    stageprof_free_cb free_fn;
+    void *alloc_data;
+    uint64_t live_allocs;     /* outstanding allocations (atomic) */
+};
+
+extern struct global stageprof__g;
+
+/* Diagnostics to the log callback and log file of the config in force. */
+void stageprof__log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The same through the log settings of @c (while it is being resolved). */
+void stageprof__log_conf(const struct conf *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Slow path of every recording call: handles ARMED; 1 when tracing. */
+int stageprof__ensure_tracing(void);
+/* Decide whether @site's category is recorded; returns the new filter. */
+unsigned stageprof__site_resolve(stageprof_site_t *site);
+
+/* ------------------------------------------------------------------------ */
+/* Writer (chrome_writer.c)                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A sink receives the JSON text in large pieces. write returns 0 or a
+ * negative STAGEPROF_E* code.
+ */
+struct sink {
+    int (*write)(void *ud, const void *data, size_t len);
+    void *ud;
+};
+
+/* Write all unwritten events as one trace to @sink; consume them on 0. */
+int stageprof__writer_write(struct sink *sink, int final);
+/* Write a trace file into the configured directory. */
+int stageprof__writer_write_file(int final);
+/* Test hook: every file write fails with @err after @after bytes. */
+void stageprof__writer_set_fail(int err, long long after);
+/* Fixed pid/tid/host fields for byte-comparable tests. */
+void stageprof__writer_set_fixed_ids(int on);
+
+/* ------------------------------------------------------------------------ */
+/* System facts (sysinfo.c)                                                 */
+/* ------------------------------------------------------------------------ */
+
+struct strbuf;
+/* Append the host/CPU/kernel/command-line fields as JSON members. */
+void stageprof__sysinfo_json(struct strbuf *sb);
+/* Program name from /proc/self/comm, into @buf. */
+void stageprof__sysinfo_program(char *buf, size_t len);
+int stageprof__sysinfo_tid(void);
+
+/* Translate an errno value into a STAGEPROF_E* code. */
+int stageprof__translate_errno(int e);
+
+#endif /* STAGEPROF_INTERNAL_H */

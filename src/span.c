@@ -1,0 +1,255 @@
+/*
+ * span.c - spans, instants and their arguments.
+ *
+ * A span is a BEGIN record, any ARG records, and an END record on the same
+ * thread. The thread keeps a stack of the serials of its open spans, so
+ * misuse (ending twice, on another thread, out of order) is caught here and
+ * counted, and the writer only ever sees balanced, properly nested spans.
+ *
+ * Hot path: stageprof_span_begin and stageprof_span_end take no lock, make
+ * no system call and write only the calling thread's memory.
+ */
+#include <string.h>
+
+#include "tbuf.h"
+
+/* Open a span whose BEGIN record of @size bytes (@kind) is at the result. */
+static inline struct rec *begin_record(struct tbuf *tb, size_t size)
+{
+    /* Room for the record plus the end of every open span and of this one. */
+    if (unlikely(tb->pos + size + REC_SIZE > tb->limit)) {
+        if (!stageprof__tbuf_grow(tb, size + REC_SIZE)) {
+            BUMP(&tb->dropped);
+            return NULL;
+        }
+    }
+    struct rec *r = (struct rec *)tb->pos;
+    tb->pos += size;
+    tb->limit -= REC_SIZE;
+    return r;
+}
+
+static inline stageprof_span_t push_span(struct tbuf *tb)
+{
+    stageprof_span_t s;
+    unsigned serial = ++tb->serial;
+    tb->stack_serial[tb->depth] = serial;
+    s.owner = tb;
+    s.depth = tb->depth++;
+    s.serial = serial;
+    return s;
+}
+
+stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
+{
+    if (unlikely(!record_gate(site)))
+        return stageprof_span_none();
+    struct tbuf *tb = tbuf_get();
+    if (unlikely(tb == NULL))
+        return stageprof_span_none();
+    if (unlikely(tb->depth >= STAGEPROF_MAX_DEPTH)) {
+        BUMP(&tb->mis_depth);
+        return stageprof_span_none();
+    }
+    struct rec *r = begin_record(tb, REC_SIZE);
+    if (unlikely(r == NULL))
+        return stageprof_span_none();
+    r->a = clock_ticks();
+    r->b = (uintptr_t)site | REC_BEGIN;
+    tbuf_commit(tb);
+    return push_span(tb);
+}
+
+/* Copy at most STAGEPROF_MAX_STRING bytes of @s; counts truncation. */
+static size_t bounded_len(struct tbuf *tb, const char *s)
+{
+    size_t len = strnlen(s, STAGEPROF_MAX_STRING + 1);
+    if (len > STAGEPROF_MAX_STRING) {
+        BUMP(&tb->truncated);
+        len = STAGEPROF_MAX_STRING;
+    }
+    return len;
+}
+
+stageprof_span_t stageprof_span_begin_name(stageprof_site_t *site,
+                                           const char *name)
+{
+    if (name == NULL)
+        name = "";
+    if (unlikely(!record_gate(site)))
+        return stageprof_span_none();
+    struct tbuf *tb = tbuf_get();
+    if (unlikely(tb == NULL))
+        return stageprof_span_none();
+    if (unlikely(tb->depth >= STAGEPROF_MAX_DEPTH)) {
+        BUMP(&tb->mis_depth);
+        return stageprof_span_none();
+    }
+    size_t len = bounded_len(tb, name);
+    struct rec *r = begin_record(tb, 2 * REC_SIZE + str_slots(len));
+    if (unlikely(r == NULL))
+        return stageprof_span_none();
+    r[0].a = clock_ticks();
+    r[0].b = (uintptr_t)site | REC_BEGIN_NAME;
+    r[1].a = len;
+    r[1].b = 0;
+    memcpy(&r[2], name, len);
+    tbuf_commit(tb);
+    return push_span(tb);
+}
+
+/* Write one END record into space reserved by its begin. */
+static inline void end_record(struct tbuf *tb, uint64_t now)
+{
+    struct rec *r = (struct rec *)tb->pos;
+    r->a = now;
+    r->b = REC_END;
+    tb->pos += REC_SIZE;
+    tb->limit += REC_SIZE;
+    tb->depth--;
+}
+
+void stageprof_span_end(stageprof_span_t *span)
+{
+    if (span == NULL || span->owner == NULL)
+        return;
+    /* Time first: the span's own bookkeeping is not part of it. */
+    uint64_t now = clock_ticks();
+    struct tbuf *tb = stageprof__tls;
+    if (unlikely(span->owner != tb)) {
+        if (tb != NULL)
+            BUMP(&tb->mis_end_other);
+        else
+            __atomic_fetch_add(&stageprof__g.misuse_no_tbuf, 1,
+                               __ATOMIC_RELAXED);
+        return;
+    }
+    unsigned d = span->depth;
+    if (unlikely(d >= tb->depth || tb->stack_serial[d] != span->serial)) {
+        BUMP(&tb->mis_end_twice);
+        span->depth = SPAN_ENDED;
+        return;
+    }
+    /* Inner spans left open are closed at the same time, and counted. */
+    while (unlikely(tb->depth > d + 1)) {
+        BUMP(&tb->mis_unclosed);
+        end_record(tb, now);
+    }
+    end_record(tb, now);
+    tbuf_commit(tb);
+    span->depth = SPAN_ENDED;
+}
+
+void stageprof_span_complete(stageprof_site_t *site, uint64_t start_ns,
+                             uint64_t dur_ns)
+{
+    if (unlikely(!record_gate(site)))
+        return;
+    struct tbuf *tb = tbuf_get();
+    if (unlikely(tb == NULL))
+        return;
+    struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
+    if (r == NULL)
+        return;
+    r[0].a = start_ns;
+    r[0].b = (uintptr_t)site | REC_COMPLETE;
+    r[1].a = dur_ns;
+    r[1].b = 0;
+    tbuf_commit(tb);
+}
+
+stageprof_span_t stageprof_instant(stageprof_site_t *site)
+{
+    if (unlikely(!record_gate(site)))
+        return stageprof_span_none();
+    struct tbuf *tb = tbuf_get();
+    if (unlikely(tb == NULL))
+        return stageprof_span_none();
+    struct rec *r = tbuf_reserve(tb, REC_SIZE);
+    if (r == NULL)
+        return stageprof_span_none();
+    r->a = clock_ticks();
+    r->b = (uintptr_t)site | REC_INSTANT;
+    tbuf_commit(tb);
+    tb->after_instant = tb->pos;
+    stageprof_span_t s;
+    s.owner = tb;
+    s.depth = SPAN_INSTANT;
+    s.serial = 0;
+    return s;
+}
+
+/*
+ * The ARG target for @span on the calling thread, or -1 (misuse counted)
+ * when the span or instant is no longer open for arguments.
+ */
+static long arg_target(struct tbuf **tbp, const stageprof_span_t *span)
+{
+    if (span == NULL || span->owner == NULL)
+        return -1;
+    if (LOAD_RELAXED(&stageprof_hot_state) != STATE_TRACING)
+        return -1;
+    struct tbuf *tb = stageprof__tls;
+    if (span->owner != tb) {
+        if (tb != NULL)
+            BUMP(&tb->mis_end_other);
+        return -1;
+    }
+    *tbp = tb;
+    if (span->depth == SPAN_INSTANT) {
+        if (tb->after_instant != tb->pos) {
+            BUMP(&tb->mis_arg);
+            return -1;
+        }
+        return ARG_TARGET_INSTANT;
+    }
+    if (span->depth >= tb->depth ||
+        tb->stack_serial[span->depth] != span->serial) {
+        BUMP(&tb->mis_arg);
+        return -1;
+    }
+    return (long)span->depth;
+}
+
+static void put_arg(const stageprof_span_t *span, const char *key, int type,
+                    uint64_t bits, const char *str)
+{
+    struct tbuf *tb;
+    long target = arg_target(&tb, span);
+    if (target < 0 || key == NULL)
+        return;
+    size_t len = str ? bounded_len(tb, str) : 0;
+    struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE + str_slots(len));
+    if (r == NULL)
+        return;
+    r[0].a = (uintptr_t)key;
+    r[0].b = REC_ARG | ((uint64_t)type << 4) | ((uint64_t)target << 8);
+    r[1].a = str ? len : bits;
+    r[1].b = 0;
+    if (str)
+        memcpy(&r[2], str, len);
+    tbuf_commit(tb);
+    /* An instant keeps taking arguments until something else is recorded. */
+    if (target == ARG_TARGET_INSTANT)
+        tb->after_instant = tb->pos;
+}
+
+void stageprof_span_arg_int(const stageprof_span_t *span, const char *key,
+                            int64_t value)
+{
+    put_arg(span, key, ARG_INT, (uint64_t)value, NULL);
+}
+
+void stageprof_span_arg_double(const stageprof_span_t *span, const char *key,
+                               double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    put_arg(span, key, ARG_DOUBLE, bits, NULL);
+}
+
+void stageprof_span_arg_str(const stageprof_span_t *span, const char *key,
+                            const char *value)
+{
+    put_arg(span, key, ARG_STR, 0, value ? value : "");
+}

@@ -1,0 +1,230 @@
+/*
+ * tbuf.c - per-thread buffers: lazy creation, the registry, chunk supply
+ * within the byte budget, thread exit and reclamation.
+ *
+ * Lifecycle of a struct tbuf:
+ *   1. a thread's first recorded event calls stageprof__tbuf_attach(): the
+ *      tbuf is allocated, registered in stageprof__g.threads (under g.lock)
+ *      and published in the thread-local stageprof__tls;
+ *   2. the owner appends records; every 64 KiB or so it asks
+ *      stageprof__tbuf_grow() for a chunk (one atomic add on the budget,
+ *      one allocation, tbuf.lock held for the link only);
+ *   3. at thread exit the key destructor marks it exited; its events stay
+ *      until a write has consumed them, then stageprof__tbuf_reclaim()
+ *      frees it.
+ * See tbuf.h for the chunk layout and the invariants of pos and limit.
+ */
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "tbuf.h"
+
+__thread struct tbuf *stageprof__tls __attribute__((tls_model("initial-exec")));
+
+/* Session generation at which this thread last failed to get a buffer. */
+static __thread unsigned attach_failed_gen;
+/* Name given before the thread had a buffer (tracing not yet on). */
+static __thread char pending_name[STAGEPROF_NAME_MAX];
+static __thread int pending_sort, pending_has_sort;
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static int exit_key_ok;
+
+/* Thread exit: keep the events, forget the thread-local pointer. */
+static void on_thread_exit(void *arg)
+{
+    struct tbuf *tb = arg;
+    STORE_RELEASE(&tb->exited, 1);
+    stageprof__tls = NULL;
+}
+
+static void exit_key_create(void)
+{
+    exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
+}
+
+struct tbuf *stageprof__tbuf_attach(void)
+{
+    unsigned gen = LOAD_RELAXED(&stageprof__g.filter_token);
+    if (attach_failed_gen == gen) {
+        __atomic_fetch_add(&stageprof__g.lost_no_tbuf, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    pthread_once(&exit_key_once, exit_key_create);
+    struct tbuf *tb = stageprof__calloc(1, sizeof *tb);
+    if (tb == NULL || !exit_key_ok ||
+        pthread_mutex_init(&tb->lock, NULL) != 0) {
+        stageprof__free(tb);
+        attach_failed_gen = gen;
+        __atomic_fetch_add(&stageprof__g.lost_no_tbuf, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    tb->tid = stageprof__sysinfo_tid();
+    if (pending_name[0] != '\0')
+        memcpy(tb->name, pending_name, sizeof tb->name);
+    else if (prctl(PR_GET_NAME, tb->name, 0, 0, 0) != 0)
+        tb->name[0] = '\0';
+    tb->name[sizeof tb->name - 1] = '\0';
+    tb->sort_index = pending_sort;
+    tb->has_sort = pending_has_sort;
+
+    pthread_mutex_lock(&stageprof__g.lock);
+    tb->next = stageprof__g.threads;
+    stageprof__g.threads = tb;
+    tb->seq = ++stageprof__g.threads_seen;
+    pthread_mutex_unlock(&stageprof__g.lock);
+
+    (void)pthread_setspecific(exit_key, tb);
+    stageprof__tls = tb;
+    return tb;
+}
+
+int stageprof__tbuf_grow(struct tbuf *tb, size_t need)
+{
+    uint64_t size = LOAD_RELAXED(&stageprof__g.chunk_bytes);
+    uint64_t budget = (uint64_t)LOAD_RELAXED(&stageprof__g.conf.buffer_bytes);
+    uint64_t reserve = (uint64_t)tb->depth * REC_SIZE;
+    struct chunk *c = NULL;
+
+    if (size >= sizeof *c + reserve + need) {
+        uint64_t before = __atomic_fetch_add(&stageprof__g.bytes_in_use, size,
+                                             __ATOMIC_RELAXED);
+        if (before + size <= budget)
+            c = stageprof__malloc(size);
+        if (c == NULL)
+            __atomic_fetch_sub(&stageprof__g.bytes_in_use, size,
+                               __ATOMIC_RELAXED);
+    }
+    if (c == NULL) {
+        /*
+         * Seal the current chunk: nothing else may land in it, or a smaller
+         * record recorded after this dropped one could be attributed to the
+         * wrong run. Ends of open spans still fit (they are reserved).
+         */
+        if (tb->cur != NULL && tb->limit > tb->pos)
+            tb->limit = tb->pos;
+        return 0;
+    }
+    c->next = NULL;
+    c->run_at_start = tb->run;
+    c->cap = size - sizeof *c;
+    c->used = 0;
+    c->read = 0;
+
+    pthread_mutex_lock(&tb->lock);
+    if (tb->cur != NULL)
+        tb->cur->next = c;
+    else
+        tb->head = c;
+    tb->cur = c;
+    pthread_mutex_unlock(&tb->lock);
+
+    tb->pos = c->data;
+    tb->limit = c->data + c->cap - reserve;
+    return 1;
+}
+
+/* Free the chunks of @tb the writer has fully consumed (tb->lock held). */
+static void release_written(struct tbuf *tb)
+{
+    while (tb->head != NULL && tb->head != tb->cur &&
+           tb->head->read == LOAD_ACQUIRE(&tb->head->used)) {
+        struct chunk *c = tb->head;
+        tb->head = c->next;
+        __atomic_fetch_sub(&stageprof__g.bytes_in_use,
+                           (uint64_t)c->cap + sizeof *c, __ATOMIC_RELAXED);
+        stageprof__free(c);
+    }
+}
+
+static int fully_written(struct tbuf *tb)
+{
+    return tb->head == NULL ||
+           (tb->head == tb->cur &&
+            tb->head->read == LOAD_ACQUIRE(&tb->head->used));
+}
+
+static void tbuf_destroy(struct tbuf *tb)
+{
+    while (tb->head != NULL) {
+        struct chunk *c = tb->head;
+        tb->head = c->next;
+        __atomic_fetch_sub(&stageprof__g.bytes_in_use,
+                           (uint64_t)c->cap + sizeof *c, __ATOMIC_RELAXED);
+        stageprof__free(c);
+    }
+    pthread_mutex_destroy(&tb->lock);
+    stageprof__free(tb);
+}
+
+void stageprof__tbuf_reclaim(void)
+{
+    pthread_mutex_lock(&stageprof__g.lock);
+    struct tbuf **link = &stageprof__g.threads;
+    while (*link != NULL) {
+        struct tbuf *tb = *link;
+        pthread_mutex_lock(&tb->lock);
+        release_written(tb);
+        int gone = LOAD_ACQUIRE(&tb->exited) && fully_written(tb);
+        pthread_mutex_unlock(&tb->lock);
+        if (gone) {
+            *link = tb->next;
+            tbuf_destroy(tb);
+        } else {
+            link = &tb->next;
+        }
+    }
+    pthread_mutex_unlock(&stageprof__g.lock);
+}
+
+void stageprof__tbuf_free_all(void)
+{
+    pthread_mutex_lock(&stageprof__g.lock);
+    struct tbuf *tb = stageprof__g.threads;
+    stageprof__g.threads = NULL;
+    pthread_mutex_unlock(&stageprof__g.lock);
+    while (tb != NULL) {
+        struct tbuf *next = tb->next;
+        if (tb == stageprof__tls)
+            stageprof__tls = NULL;
+        if (exit_key_ok && pthread_getspecific(exit_key) == tb)
+            (void)pthread_setspecific(exit_key, NULL);
+        tbuf_destroy(tb);
+        tb = next;
+    }
+}
+
+uint64_t stageprof__tbuf_bytes(void)
+{
+    return LOAD_RELAXED(&stageprof__g.bytes_in_use);
+}
+
+void stageprof_thread_set_name(const char *name)
+{
+    if (name == NULL)
+        return;
+    size_t n = strnlen(name, sizeof pending_name - 1);
+    memcpy(pending_name, name, n);
+    pending_name[n] = '\0';
+    /* Only a thread that already records has a buffer to rename. */
+    struct tbuf *tb = stageprof__tls;
+    if (tb == NULL)
+        return;
+    pthread_mutex_lock(&tb->lock);
+    memcpy(tb->name, pending_name, sizeof tb->name);
+    pthread_mutex_unlock(&tb->lock);
+}
+
+void stageprof_thread_set_sort_index(int index)
+{
+    pending_sort = index;
+    pending_has_sort = 1;
+    struct tbuf *tb = stageprof__tls;
+    if (tb == NULL)
+        return;
+    pthread_mutex_lock(&tb->lock);
+    tb->sort_index = index;
+    tb->has_sort = 1;
+    pthread_mutex_unlock(&tb->lock);
+}
