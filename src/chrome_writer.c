@@ -1111,6 +1111,16 @@ static int pick_name(const char *dir, char *path, size_t len)
     return STAGEPROF_EIO;
 }
 
+int stageprof__writer_write_fd(int fd, int final)
+{
+    struct rlimit rl;
+    struct file_sink fs = {fd, 0, UINT64_MAX};
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        fs.fsize_limit = (uint64_t)rl.rlim_cur;
+    struct sink sink = {file_write, &fs};
+    return stageprof__writer_write(&sink, final);
+}
+
 int stageprof__writer_write_file(int final)
 {
     pthread_mutex_lock(&stageprof__g.wlock);
@@ -1132,12 +1142,7 @@ int stageprof__writer_write_file(int final)
             rc = stageprof__translate_errno(errno);
     }
     if (rc == 0) {
-        struct rlimit rl;
-        struct file_sink fs = {fd, 0, UINT64_MAX};
-        if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-            fs.fsize_limit = (uint64_t)rl.rlim_cur;
-        struct sink sink = {file_write, &fs};
-        rc = stageprof__writer_write(&sink, final);
+        rc = stageprof__writer_write_fd(fd, final);
         if (close(fd) != 0 && rc == 0)
             rc = stageprof__translate_errno(errno);
         if (rc == 0 && rename(tmp, path) != 0)

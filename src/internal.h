@@ -217,6 +217,8 @@ struct sink {
 
 /* Write all unwritten events as one trace to @sink; consume them on 0. */
 int stageprof__writer_write(struct sink *sink, int final);
+/* Write a trace to an open file descriptor (not closed). */
+int stageprof__writer_write_fd(int fd, int final);
 /* Write a trace file into the configured directory. */
 int stageprof__writer_write_file(int final);
 /* Test hook: every file write fails with @err after @after bytes. */

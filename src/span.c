@@ -172,10 +172,11 @@ stageprof_span_t stageprof_instant(stageprof_site_t *site)
     r->b = (uintptr_t)site | REC_INSTANT;
     tbuf_commit(tb);
     tb->after_instant = tb->pos;
+    tb->instant_serial = ++tb->serial;
     stageprof_span_t s;
     s.owner = tb;
     s.depth = SPAN_INSTANT;
-    s.serial = 0;
+    s.serial = tb->instant_serial;
     return s;
 }
 
@@ -197,7 +198,8 @@ static long arg_target(struct tbuf **tbp, const stageprof_span_t *span)
     }
     *tbp = tb;
     if (span->depth == SPAN_INSTANT) {
-        if (tb->after_instant != tb->pos) {
+        if (tb->after_instant != tb->pos ||
+            tb->instant_serial != span->serial) {
             BUMP(&tb->mis_arg);
             return -1;
         }

@@ -97,6 +97,7 @@ struct tbuf {
     unsigned serial;       /* last span serial handed out */
     uint64_t run;          /* current run, 0 none */
     unsigned char *after_instant; /* pos just after the last instant */
+    unsigned instant_serial; /* serial of that instant */
     unsigned stack_serial[STAGEPROF_MAX_DEPTH]; /* serial per open level */
 
     /* counters: written by the owner (relaxed), read by anyone */

@@ -1,0 +1,98 @@
+/*
+ * helpers.h - shared fixtures of the library unit tests: a fake clock, a
+ * memory sink, a failing allocator, and a one-call "start with this config".
+ *
+ * Each case runs in its own process, so global library state starts clean.
+ */
+#ifndef STAGEPROF_TEST_HELPERS_H
+#define STAGEPROF_TEST_HELPERS_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "test.h"
+#include "util/strbuf.h"
+
+/* Fake clock: every reading advances by 1000 ns, starting at 1 000 000. */
+static uint64_t fake_now = 1000000;
+static uint64_t fake_clock(void)
+{
+    uint64_t t = fake_now;
+    fake_now += 1000;
+    return t;
+}
+
+/* A sink that appends to a strbuf, or fails after `fail_after` bytes. */
+struct mem_sink {
+    struct strbuf sb;
+    long long fail_after; /* -1: never */
+    int fail_err;
+};
+
+static int mem_write(void *ud, const void *data, size_t len)
+{
+    struct mem_sink *m = ud;
+    if (m->fail_after >= 0 && (long long)(m->sb.len + len) > m->fail_after)
+        return m->fail_err;
+    stageprof__sb_add(&m->sb, data, len);
+    return m->sb.oom ? STAGEPROF_ENOMEM : 0;
+}
+
+static void mem_init(struct mem_sink *m)
+{
+    stageprof__sb_init(&m->sb, NULL, NULL);
+    m->fail_after = -1;
+    m->fail_err = STAGEPROF_EIO;
+}
+
+/* Write everything unwritten into a fresh string (caller frees). */
+static char *write_to_string(int *rc_out)
+{
+    struct mem_sink m;
+    mem_init(&m);
+    struct sink s = {mem_write, &m};
+    int rc = stageprof__writer_write(&s, 1);
+    if (rc_out)
+        *rc_out = rc;
+    if (m.sb.buf == NULL)
+        return strdup("");
+    return m.sb.buf;
+}
+
+/* Start tracing with the fake clock and fixed ids into @dir. */
+static void start_fake(const char *dir, long long buffer_bytes)
+{
+    stageprof__clock_set_fake(fake_clock);
+    stageprof__writer_set_fixed_ids(1);
+    stageprof_config_t c;
+    stageprof_config_init(&c);
+    c.enable = 1;
+    c.dir = dir ? dir : "/tmp/stageprof-unit";
+    if (buffer_bytes > 0)
+        c.buffer_bytes = buffer_bytes;
+    ASSERT_EQ(stageprof_start(&c), 0);
+}
+
+/* Number of non-overlapping occurrences of @needle in @hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    size_t k = strlen(needle);
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += k)
+        n++;
+    return n;
+}
+
+/* The events array: from after "traceEvents":[ to the closing ]. */
+static char *events_of(const char *trace)
+{
+    const char *b = strstr(trace, "\"traceEvents\":[\n");
+    const char *e = strstr(trace, "\n],\n\"stageprof_summary\"");
+    if (b == NULL || e == NULL)
+        return strdup("");
+    b += strlen("\"traceEvents\":[\n");
+    return strndup(b, (size_t)(e - b));
+}
+
+#endif /* STAGEPROF_TEST_HELPERS_H */
