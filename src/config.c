@@ -94,6 +94,8 @@ int stageprof__parse_categories(const char *s, struct conf *c)
         }
         const char *start = p;
         size_t len = 0;
+        if (*p == '-') /* a name never starts with '-' */
+            goto bad;
         if (*p == '*' && !exclude) {
             p++;
         } else {
