@@ -595,26 +595,38 @@ static inline void stageprof_span_cleanup(stageprof_span_t *span)
 
 #else /* STAGEPROF_DISABLE: everything compiles, nothing is recorded */
 
+/*
+ * Arguments are referred to through sizeof: never evaluated, yet the
+ * compiler sees them used, so code that computes a value only for a macro
+ * compiles without "unused" warnings.
+ */
+#define STAGEPROF_USE_(x) ((void)sizeof(x))
+
 #define STAGEPROF_SCOPE(var, name, cat)                                        \
     stageprof_span_t var STAGEPROF_UNUSED = stageprof_span_none()
 #define STAGEPROF_SCOPE_DYN(var, name, cat)                                    \
-    stageprof_span_t var STAGEPROF_UNUSED = stageprof_span_none()
+    stageprof_span_t var STAGEPROF_UNUSED =                                    \
+        (STAGEPROF_USE_(name), stageprof_span_none())
 #define STAGEPROF_SPAN_BEGIN(var, name, cat)                                   \
     stageprof_span_t var STAGEPROF_UNUSED = stageprof_span_none()
-#define STAGEPROF_SPAN_END(var) ((void)0)
-#define STAGEPROF_SPAN_COMPLETE(name, cat, start_ns, dur_ns) ((void)0)
-#define STAGEPROF_ARG_INT(var, key, value) ((void)0)
-#define STAGEPROF_ARG_DOUBLE(var, key, value) ((void)0)
-#define STAGEPROF_ARG_STR(var, key, value) ((void)0)
+#define STAGEPROF_SPAN_END(var) ((void)(var))
+#define STAGEPROF_SPAN_COMPLETE(name, cat, start_ns, dur_ns)                   \
+    (STAGEPROF_USE_(start_ns), STAGEPROF_USE_(dur_ns))
+#define STAGEPROF_ARG_INT(var, key, value)                                     \
+    ((void)(var), STAGEPROF_USE_(value))
+#define STAGEPROF_ARG_DOUBLE(var, key, value)                                  \
+    ((void)(var), STAGEPROF_USE_(value))
+#define STAGEPROF_ARG_STR(var, key, value)                                     \
+    ((void)(var), STAGEPROF_USE_(value))
 #define STAGEPROF_INSTANT(name, cat) ((void)0)
-#define STAGEPROF_COUNTER_INT(name, value) ((void)0)
-#define STAGEPROF_COUNTER_DOUBLE(name, value) ((void)0)
-#define STAGEPROF_FLOW_BEGIN(name, id) ((void)0)
-#define STAGEPROF_FLOW_STEP(name, id) ((void)0)
-#define STAGEPROF_FLOW_END(name, id) ((void)0)
-#define STAGEPROF_RUN_BEGIN(name, id) ((void)0)
-#define STAGEPROF_RUN_END(name, id) ((void)0)
-#define STAGEPROF_RUN_SET(id) ((void)0)
+#define STAGEPROF_COUNTER_INT(name, value) STAGEPROF_USE_(value)
+#define STAGEPROF_COUNTER_DOUBLE(name, value) STAGEPROF_USE_(value)
+#define STAGEPROF_FLOW_BEGIN(name, id) STAGEPROF_USE_(id)
+#define STAGEPROF_FLOW_STEP(name, id) STAGEPROF_USE_(id)
+#define STAGEPROF_FLOW_END(name, id) STAGEPROF_USE_(id)
+#define STAGEPROF_RUN_BEGIN(name, id) STAGEPROF_USE_(id)
+#define STAGEPROF_RUN_END(name, id) STAGEPROF_USE_(id)
+#define STAGEPROF_RUN_SET(id) STAGEPROF_USE_(id)
 
 #endif /* STAGEPROF_DISABLE */
 

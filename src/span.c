@@ -47,17 +47,36 @@ stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
     struct tbuf *tb = tbuf_get();
     if (unlikely(tb == NULL))
         return stageprof_span_none();
-    if (unlikely(tb->depth >= STAGEPROF_MAX_DEPTH)) {
+    unsigned depth = tb->depth;
+    if (unlikely(depth >= STAGEPROF_MAX_DEPTH)) {
         BUMP(&tb->mis_depth);
         return stageprof_span_none();
     }
-    struct rec *r = begin_record(tb, REC_SIZE);
-    if (unlikely(r == NULL))
-        return stageprof_span_none();
+    unsigned char *pos = tb->pos;
+    /* Room for the record plus the end of every open span and of this one. */
+    if (unlikely(pos + 2 * REC_SIZE > tb->limit)) {
+        if (!stageprof__tbuf_grow(tb, 2 * REC_SIZE)) {
+            BUMP(&tb->dropped);
+            return stageprof_span_none();
+        }
+        pos = tb->pos;
+    }
+    struct rec *r = (struct rec *)pos;
     r->a = clock_ticks();
     r->b = (uintptr_t)site | REC_BEGIN;
-    tbuf_commit(tb);
-    return push_span(tb);
+    pos += REC_SIZE;
+    tb->pos = pos;
+    tb->limit -= REC_SIZE;
+    tbuf_commit_at(tb, pos);
+    unsigned serial = tb->serial + 1;
+    tb->serial = serial;
+    tb->stack_serial[depth] = serial;
+    tb->depth = depth + 1;
+    stageprof_span_t s;
+    s.owner = tb;
+    s.depth = depth;
+    s.serial = serial;
+    return s;
 }
 
 /* Copy at most STAGEPROF_MAX_STRING bytes of @s; counts truncation. */
@@ -125,7 +144,8 @@ void stageprof_span_end(stageprof_span_t *span)
         return;
     }
     unsigned d = span->depth;
-    if (unlikely(d >= tb->depth || tb->stack_serial[d] != span->serial)) {
+    unsigned depth = tb->depth;
+    if (unlikely(d >= depth || tb->stack_serial[d] != span->serial)) {
         BUMP(&tb->mis_end_twice);
         span->depth = SPAN_ENDED;
         return;
@@ -135,8 +155,15 @@ void stageprof_span_end(stageprof_span_t *span)
         BUMP(&tb->mis_unclosed);
         end_record(tb, now);
     }
-    end_record(tb, now);
-    tbuf_commit(tb);
+    unsigned char *pos = tb->pos;
+    struct rec *r = (struct rec *)pos;
+    r->a = now;
+    r->b = REC_END;
+    pos += REC_SIZE;
+    tb->pos = pos;
+    tb->limit += REC_SIZE;
+    tb->depth = d;
+    tbuf_commit_at(tb, pos);
     span->depth = SPAN_ENDED;
 }
 

@@ -80,6 +80,69 @@ struct tbuf *stageprof__tbuf_attach(void)
     return tb;
 }
 
+/*
+ * Written chunks are kept on a small free list instead of going back to the
+ * allocator: reusing them keeps their pages resident, so a thread starting
+ * a chunk does not pay a page fault per 4 KiB of events. Free chunks still
+ * count against the budget (they are memory the profiler holds).
+ */
+#define FREE_CHUNKS_MAX 64
+
+static struct {
+    pthread_mutex_t lock;
+    struct chunk *head;
+    unsigned n;
+    uint64_t size; /* size of the chunks on the list */
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct chunk *pool_take(uint64_t size)
+{
+    struct chunk *c = NULL;
+    pthread_mutex_lock(&pool.lock);
+    if (pool.head != NULL && pool.size == size) {
+        c = pool.head;
+        pool.head = c->next;
+        pool.n--;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return c;
+}
+
+/* Give back a chunk: to the free list, or to the allocator. */
+static void chunk_release(struct chunk *c)
+{
+    uint64_t size = (uint64_t)c->cap + sizeof *c;
+    pthread_mutex_lock(&pool.lock);
+    if (pool.n < FREE_CHUNKS_MAX && (pool.n == 0 || pool.size == size)) {
+        pool.size = size;
+        c->next = pool.head;
+        pool.head = c;
+        pool.n++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    if (c != NULL) {
+        __atomic_fetch_sub(&stageprof__g.bytes_in_use, size, __ATOMIC_RELAXED);
+        stageprof__free(c);
+    }
+}
+
+void stageprof__tbuf_pool_drain(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    struct chunk *c = pool.head;
+    uint64_t size = pool.size;
+    pool.head = NULL;
+    pool.n = 0;
+    pthread_mutex_unlock(&pool.lock);
+    while (c != NULL) {
+        struct chunk *next = c->next;
+        __atomic_fetch_sub(&stageprof__g.bytes_in_use, size, __ATOMIC_RELAXED);
+        stageprof__free(c);
+        c = next;
+    }
+}
+
 int stageprof__tbuf_grow(struct tbuf *tb, size_t need)
 {
     uint64_t size = LOAD_RELAXED(&stageprof__g.chunk_bytes);
@@ -88,13 +151,16 @@ int stageprof__tbuf_grow(struct tbuf *tb, size_t need)
     struct chunk *c = NULL;
 
     if (size >= sizeof *c + reserve + need) {
-        uint64_t before = __atomic_fetch_add(&stageprof__g.bytes_in_use, size,
-                                             __ATOMIC_RELAXED);
-        if (before + size <= budget)
-            c = stageprof__malloc(size);
-        if (c == NULL)
-            __atomic_fetch_sub(&stageprof__g.bytes_in_use, size,
-                               __ATOMIC_RELAXED);
+        c = pool_take(size);
+        if (c == NULL) {
+            uint64_t before = __atomic_fetch_add(&stageprof__g.bytes_in_use,
+                                                 size, __ATOMIC_RELAXED);
+            if (before + size <= budget)
+                c = stageprof__malloc(size);
+            if (c == NULL)
+                __atomic_fetch_sub(&stageprof__g.bytes_in_use, size,
+                                   __ATOMIC_RELAXED);
+        }
     }
     if (c == NULL) {
         /*
@@ -132,9 +198,7 @@ static void release_written(struct tbuf *tb)
            tb->head->read == LOAD_ACQUIRE(&tb->head->used)) {
         struct chunk *c = tb->head;
         tb->head = c->next;
-        __atomic_fetch_sub(&stageprof__g.bytes_in_use,
-                           (uint64_t)c->cap + sizeof *c, __ATOMIC_RELAXED);
-        stageprof__free(c);
+        chunk_release(c);
     }
 }
 
@@ -150,9 +214,7 @@ static void tbuf_destroy(struct tbuf *tb)
     while (tb->head != NULL) {
         struct chunk *c = tb->head;
         tb->head = c->next;
-        __atomic_fetch_sub(&stageprof__g.bytes_in_use,
-                           (uint64_t)c->cap + sizeof *c, __ATOMIC_RELAXED);
-        stageprof__free(c);
+        chunk_release(c);
     }
     pthread_mutex_destroy(&tb->lock);
     stageprof__free(tb);
@@ -197,7 +259,10 @@ void stageprof__tbuf_free_all(void)
 
 uint64_t stageprof__tbuf_bytes(void)
 {
-    return LOAD_RELAXED(&stageprof__g.bytes_in_use);
+    pthread_mutex_lock(&pool.lock);
+    uint64_t idle = pool.n * pool.size;
+    pthread_mutex_unlock(&pool.lock);
+    return LOAD_RELAXED(&stageprof__g.bytes_in_use) - idle;
 }
 
 void stageprof_thread_set_name(const char *name)

@@ -89,10 +89,11 @@ struct chunk {
 };
 
 struct tbuf {
-    /* hot: owner thread only */
+    /* hot: owner thread only (pos and limit apart, so that updates of both
+     * stay two scalar stores the next record can read back directly) */
     unsigned char *pos;    /* next record goes here */
-    unsigned char *limit;  /* end of cur minus the reserve of open spans */
     struct chunk *cur;     /* chunk being written; NULL before the first */
+    unsigned char *limit;  /* end of cur minus the reserve of open spans */
     unsigned depth;        /* open recorded spans */
     unsigned serial;       /* last span serial handed out */
     uint64_t run;          /* current run, 0 none */
@@ -141,12 +142,21 @@ int stageprof__tbuf_grow(struct tbuf *tb, size_t need);
 void stageprof__tbuf_reclaim(void);
 /* Free every thread buffer (process teardown and tests). */
 void stageprof__tbuf_free_all(void);
+/* Event bytes held (chunks in use, not those waiting for reuse). */
 uint64_t stageprof__tbuf_bytes(void);
+/* Return the free chunks to the allocator. */
+void stageprof__tbuf_pool_drain(void);
 
-/* Publish everything up to tb->pos to the writer. */
+/* Publish everything before @pos (the new tb->pos) to the writer. */
+static inline void tbuf_commit_at(struct tbuf *tb, unsigned char *pos)
+{
+    struct chunk *c = tb->cur;
+    STORE_RELEASE(&c->used, (size_t)(pos - c->data));
+}
+
 static inline void tbuf_commit(struct tbuf *tb)
 {
-    STORE_RELEASE(&tb->cur->used, (size_t)(tb->pos - tb->cur->data));
+    tbuf_commit_at(tb, tb->pos);
 }
 
 /*

@@ -16,7 +16,7 @@
 
 /* Fake clock: every reading advances by 1000 ns, starting at 1 000 000. */
 static uint64_t fake_now = 1000000;
-static uint64_t fake_clock(void)
+static inline uint64_t fake_clock(void)
 {
     uint64_t t = fake_now;
     fake_now += 1000;
@@ -30,7 +30,7 @@ struct mem_sink {
     int fail_err;
 };
 
-static int mem_write(void *ud, const void *data, size_t len)
+static inline int mem_write(void *ud, const void *data, size_t len)
 {
     struct mem_sink *m = ud;
     if (m->fail_after >= 0 && (long long)(m->sb.len + len) > m->fail_after)
@@ -39,7 +39,7 @@ static int mem_write(void *ud, const void *data, size_t len)
     return m->sb.oom ? STAGEPROF_ENOMEM : 0;
 }
 
-static void mem_init(struct mem_sink *m)
+static inline void mem_init(struct mem_sink *m)
 {
     stageprof__sb_init(&m->sb, NULL, NULL);
     m->fail_after = -1;
@@ -47,7 +47,7 @@ static void mem_init(struct mem_sink *m)
 }
 
 /* Write everything unwritten into a fresh string (caller frees). */
-static char *write_to_string(int *rc_out)
+static inline char *write_to_string(int *rc_out)
 {
     struct mem_sink m;
     mem_init(&m);
@@ -61,7 +61,7 @@ static char *write_to_string(int *rc_out)
 }
 
 /* Start tracing with the fake clock and fixed ids into @dir. */
-static void start_fake(const char *dir, long long buffer_bytes)
+static inline void start_fake(const char *dir, long long buffer_bytes)
 {
     stageprof__clock_set_fake(fake_clock);
     stageprof__writer_set_fixed_ids(1);
@@ -75,7 +75,7 @@ static void start_fake(const char *dir, long long buffer_bytes)
 }
 
 /* Number of non-overlapping occurrences of @needle in @hay. */
-static int count_of(const char *hay, const char *needle)
+static inline int count_of(const char *hay, const char *needle)
 {
     int n = 0;
     size_t k = strlen(needle);
@@ -85,7 +85,7 @@ static int count_of(const char *hay, const char *needle)
 }
 
 /* The events array: from after "traceEvents":[ to the closing ]. */
-static char *events_of(const char *trace)
+static inline char *events_of(const char *trace)
 {
     const char *b = strstr(trace, "\"traceEvents\":[\n");
     const char *e = strstr(trace, "\n],\n\"stageprof_summary\"");

@@ -1,0 +1,126 @@
+# Makefile - short names for the CMake build.
+#
+#   make run        build, then run the demo with tracing on
+#   make test       build and run every test: plain, ASan+UBSan, TSan
+#   make build      configure and build into build/
+#   make deps       install missing build and test dependencies
+#   make asan       sanitizer build in build-asan/ and its tests
+#   make tsan       sanitizer build in build-tsan/ and its tests
+#   make bench      build and run every program in bench/
+#   make install    install into $(PREFIX) (default /usr/local)
+#   make format     clang-format the C sources in place
+#   make clean      remove the build directories
+#
+# Variables: WERROR=ON turns warnings into errors (CI), JOBS=N parallelism,
+# PREFIX for install, BUILD_TYPE for the main build.
+
+# The build tool CMake drives is make too: keep its output to the point.
+MAKEFLAGS += --no-print-directory
+
+CMAKE ?= cmake
+CTEST ?= ctest
+JOBS ?= 2
+WERROR ?= OFF
+PREFIX ?= /usr/local
+BUILD_TYPE ?= RelWithDebInfo
+
+BUILD := build
+BUILD_ASAN := build-asan
+BUILD_TSAN := build-tsan
+
+CTEST_FLAGS := --output-on-failure -j$(JOBS)
+
+# Sanitizer builds leave out benchmarks and examples; the demo is still
+# built because the integration tests drive it.
+SANITIZE_CONFIG := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	-DSTAGEPROF_WERROR=$(WERROR) \
+	-DSTAGEPROF_BUILD_BENCH=OFF -DSTAGEPROF_BUILD_EXAMPLES=OFF \
+	-DSTAGEPROF_BUILD_TESTS=ON
+
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initialization_order=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+# ThreadSanitizer cannot map its shadow memory on kernels with high ASLR
+# entropy ("unexpected memory mapping"); running without randomisation
+# avoids that and changes nothing else for the tests.
+ARCH := $(shell uname -m)
+TSAN_WRAP := $(shell setarch $(ARCH) -R true >/dev/null 2>&1 && echo setarch $(ARCH) -R)
+
+C_SOURCES = $(shell git ls-files -co --exclude-standard -- \
+	'include/*.h' 'src/*.[ch]' 'cli/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' \
+	'examples/*.[ch]' 2>/dev/null)
+
+.PHONY: all deps configure build run test test-build asan tsan bench install \
+	format format-check clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+configure: deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+		-DSTAGEPROF_WERROR=$(WERROR)
+
+build: configure
+	$(CMAKE) --build $(BUILD) -j$(JOBS)
+
+run: build
+	@if [ -x $(BUILD)/stageprof_demo ]; then \
+		echo "+ STAGEPROF_ENABLE=1 $(BUILD)/stageprof_demo"; \
+		STAGEPROF_ENABLE=1 $(BUILD)/stageprof_demo; \
+	else \
+		echo "make run: $(BUILD)/stageprof_demo was not built:" \
+			"examples/demo/ has no sources yet." >&2; \
+		exit 1; \
+	fi
+
+# Every stage runs even when an earlier one failed, so one CI log shows all
+# failures; the target fails if any stage did.
+test: build
+	@status=0; \
+	echo "== tests: $(BUILD)"; \
+	$(CTEST) --test-dir $(BUILD) $(CTEST_FLAGS) || status=1; \
+	$(MAKE) --no-print-directory asan || status=1; \
+	$(MAKE) --no-print-directory tsan || status=1; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED (see above)" >&2; fi; \
+	exit $$status
+
+asan: deps
+	$(CMAKE) -S . -B $(BUILD_ASAN) -DSTAGEPROF_SANITIZE=address $(SANITIZE_CONFIG)
+	$(CMAKE) --build $(BUILD_ASAN) -j$(JOBS)
+	@echo "== tests: $(BUILD_ASAN) (AddressSanitizer + UndefinedBehaviorSanitizer)"
+	$(ASAN_ENV) $(CTEST) --test-dir $(BUILD_ASAN) $(CTEST_FLAGS)
+
+tsan: deps
+	$(CMAKE) -S . -B $(BUILD_TSAN) -DSTAGEPROF_SANITIZE=thread $(SANITIZE_CONFIG)
+	$(CMAKE) --build $(BUILD_TSAN) -j$(JOBS)
+	@echo "== tests: $(BUILD_TSAN) (ThreadSanitizer)"
+	$(TSAN_ENV) $(TSAN_WRAP) $(CTEST) --test-dir $(BUILD_TSAN) $(CTEST_FLAGS)
+
+bench: deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+		-DSTAGEPROF_WERROR=$(WERROR) -DSTAGEPROF_BUILD_BENCH=ON
+	$(CMAKE) --build $(BUILD) -j$(JOBS)
+	@found=0; status=0; \
+	for b in $(BUILD)/bench/*; do \
+		[ -f "$$b" ] && [ -x "$$b" ] || continue; \
+		found=1; \
+		echo "== $$b"; \
+		"$$b" || status=1; \
+	done; \
+	if [ $$found -eq 0 ]; then echo "make bench: no programs in bench/ yet"; fi; \
+	exit $$status
+
+install: build
+	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $(C_SOURCES)
+
+format-check:
+	clang-format --dry-run --Werror $(C_SOURCES)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

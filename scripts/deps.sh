@@ -1,0 +1,81 @@
+#!/bin/sh
+# deps.sh - install what building and testing stageprof needs, and nothing
+# that is already there.
+#
+#   scripts/deps.sh
+#
+# Debian packages are installed with apt-get only when missing (and the
+# package lists are refreshed only then). The npm packages the browser test
+# uses are installed into tests/browser/node_modules from the pinned
+# package-lock.json, only when node_modules is missing or older than the
+# lock file. Safe to run any number of times; `make build` runs it.
+set -eu
+
+cd "$(dirname "$0")/.."
+
+# Debian packages: the toolchain, the test tools, the browser for the
+# trace-viewer test.
+packages="build-essential cmake pkg-config python3 valgrind git
+ca-certificates nodejs npm chromium"
+
+# have_package NAME - the package is installed, or (for tools that may come
+# from another source, e.g. a nodejs that bundles npm) its program is.
+have_package() {
+    if dpkg-query -W -f='${Status}' "$1" 2>/dev/null |
+        grep -q '^install ok installed$'; then
+        return 0
+    fi
+    case "$1" in
+    nodejs) command -v node >/dev/null 2>&1 ;;
+    npm) command -v npm >/dev/null 2>&1 ;;
+    python3) command -v python3 >/dev/null 2>&1 ;;
+    chromium) command -v chromium >/dev/null 2>&1 ;;
+    cmake) command -v cmake >/dev/null 2>&1 ;;
+    git) command -v git >/dev/null 2>&1 ;;
+    *) return 1 ;;
+    esac
+}
+
+missing=
+for p in $packages; do
+    if ! have_package "$p"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    echo "deps: installing Debian packages:$missing"
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo=sudo
+    else
+        sudo=
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q
+    # shellcheck disable=SC2086 # one package per word
+    $sudo apt-get install -y -q --no-install-recommends $missing
+else
+    echo "deps: Debian packages present"
+fi
+
+# npm packages for the browser test ----------------------------------------
+browser=tests/browser
+if [ -f "$browser/package.json" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "deps: npm not found, cannot install $browser/node_modules" >&2
+        exit 1
+    fi
+    stamp="$browser/node_modules/.package-lock.json"
+    lock="$browser/package-lock.json"
+    if [ ! -f "$stamp" ] ||
+        { [ -f "$lock" ] && [ -n "$(find "$lock" -newer "$stamp")" ]; }; then
+        echo "deps: installing npm packages into $browser/node_modules"
+        if [ -f "$lock" ]; then
+            (cd "$browser" && npm ci --no-audit --no-fund)
+        else
+            (cd "$browser" && npm install --no-audit --no-fund)
+        fi
+    else
+        echo "deps: npm packages present"
+    fi
+fi

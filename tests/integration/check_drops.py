@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""check_drops.py PROGRAM - run it_drops with a 16 KiB buffer budget.
+
+The trace must say it is incomplete and how many events were dropped (the
+same number stageprof_get_stats gives), still parse, and still hold
+balanced, properly nested spans: exactly those the library accepted, each
+thread's kept iterations forming an unbroken prefix.
+"""
+import collections
+import sys
+
+import tracecheck as tc
+from tracecheck import ensure, short
+
+
+def body(work):
+    prog = sys.argv[1]
+    res, _ = tc.run_json([prog, work],
+                         env=tc.clean_env(STAGEPROF_BUFFER_BYTES="16K"))
+    path = tc.only_trace(work)
+    ensure(res["last_path"] == path, "last path %r" % res["last_path"])
+    t = tc.load(path)
+    tc.check_events(t)
+    tc.check_summary(t, complete=False)
+    s, st = t.summary, res["stats"]
+
+    cfg = t.meta["config"]
+    ensure(cfg["buffer_bytes"] == 16384 and
+           cfg["sources"]["buffer_bytes"] == "env",
+           "STAGEPROF_BUFFER_BYTES=16K not in force: %r" % cfg)
+    ensure(s["events_dropped"] > 0, "nothing dropped: %r" % s)
+    ensure(s["events_dropped"] == s["events_dropped_total"] ==
+           st["events_dropped"], "drop counts disagree: summary %r, stats %r"
+           % (s, st))
+    ensure(st["events_written"] == len(t.events) and
+           st["traces_written"] == 1 and st["write_errors"] == 0,
+           "stats %r" % st)
+    ensure(not any(s["misuse"].values()) and st["misuse"] == 0,
+           "dropping is not misuse: %r" % s["misuse"])
+    ensure(s["open_spans"] == 0, "spans left open: %r" % s)
+
+    # Exactly the spans the library accepted, properly nested.
+    tc.check_counts(t, {"outer": res["outer_kept"],
+                        "inner": res["inner_kept"]})
+    ensure(0 < res["inner_kept"] <= res["outer_kept"] <
+           res["threads"] * res["iter"], "implausible kept counts %r" % res)
+    tc.check_nesting(t, {"outer": None, "inner": "outer"})
+    tc.check_expect_run(t)
+
+    # Per thread, the kept iterations are 0..k-1: nothing lost in between.
+    per = collections.defaultdict(list)
+    for ev in t.named("X", "outer"):
+        per[ev["tid"]].append(ev["args"]["i"])
+    ensure(len(per) == res["threads"], "outer spans from %d threads" %
+           len(per))
+    for tid, its in per.items():
+        ensure(sorted(its) == list(range(len(its))),
+               "tid %d kept iterations %s..., not a prefix" %
+               (tid, sorted(its)[:10]))
+
+    # Runs: begun ones end unless counted open; no end without a begin.
+    pairs = tc.check_async(t, allow_open=s["open_runs"])
+    open_runs = sum(1 for b, e in pairs.values() if e is None)
+    ensure(open_runs == s["open_runs"], "%d runs without an end, summary "
+           "says %d" % (open_runs, s["open_runs"]))
+    tc.check_thread_names(t, ["drop-%d" % i for i in range(res["threads"])])
+    for ev in t.by_ph["C"]:
+        ensure(isinstance(ev["args"]["value"], int), short(ev))
+
+
+if __name__ == "__main__":
+    tc.main(body)
