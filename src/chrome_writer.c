@@ -743,7 +743,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static int has_u64(const uint64_t *v, size_t n, uint64_t x)
 {
-    return bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
+    return n > 0 && bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
 }
 
 /*

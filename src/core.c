@@ -315,6 +315,7 @@ static int start_locked(const stageprof_config_t *user)
         stageprof__g.base_real_ns = 0;
     }
     STORE_RELAXED(&stageprof__g.chunk_bytes, chunk_size(conf.buffer_bytes));
+    STORE_RELAXED(&stageprof__g.budget, (uint64_t)conf.buffer_bytes);
     unsigned gen = (LOAD_RELAXED(&stageprof__g.filter_token) >> 1) + 1;
     STORE_RELAXED(&stageprof__g.filter_token, (gen << 1) | 1u);
     if (!stageprof__g.atexit_registered && atexit(at_exit) == 0)

@@ -167,7 +167,8 @@ struct global {
     struct conf conf;         /* configuration in force */
     uint64_t base_mono_ns;    /* trace time base */
     uint64_t base_real_ns;
-    uint64_t chunk_bytes;     /* size of one buffer chunk */
+    uint64_t chunk_bytes;     /* size of one buffer chunk (atomic) */
+    uint64_t budget;          /* buffer_bytes in force (atomic) */
     uint64_t bytes_in_use;    /* chunks allocated (atomic) */
     struct tbuf *threads;     /* registry of thread buffers */
     uint64_t threads_seen;

@@ -146,7 +146,7 @@ void stageprof__tbuf_pool_drain(void)
 int stageprof__tbuf_grow(struct tbuf *tb, size_t need)
 {
     uint64_t size = LOAD_RELAXED(&stageprof__g.chunk_bytes);
-    uint64_t budget = (uint64_t)LOAD_RELAXED(&stageprof__g.conf.buffer_bytes);
+    uint64_t budget = LOAD_RELAXED(&stageprof__g.budget);
     uint64_t reserve = (uint64_t)tb->depth * REC_SIZE;
     struct chunk *c = NULL;
 

@@ -18,9 +18,7 @@
 static uint64_t fake_now = 1000000;
 static inline uint64_t fake_clock(void)
 {
-    uint64_t t = fake_now;
-    fake_now += 1000;
-    return t;
+    return __atomic_fetch_add(&fake_now, 1000, __ATOMIC_RELAXED);
 }
 
 /* A sink that appends to a strbuf, or fails after `fail_after` bytes. */
