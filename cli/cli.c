@@ -6,7 +6,6 @@
  *
  * Nothing here writes to stdout: results are the commands' business.
  */
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,12 +153,18 @@ static const char *bad_option_text(char *buf, size_t size, int c, char **argv,
         char opt[3] = {'-', (char)optopt, '\0'};
         return cli_printable(buf, size, opt);
     }
-    /* Long options (and short ones at the end of an element) advance optind. */
-    const char *arg = optind > 0 ? argv[optind - 1] : "";
-    if (!(arg[0] == '-' && arg[1] == '-') && optopt > 0 && optopt < 0x100) {
+    /*
+     * Long options, and short ones ending their element, advance optind:
+     * argv[optind - 1] holds them.
+     */
+    const char *arg = optind > 0 ? argv[optind - 1] : NULL;
+    int is_long = arg != NULL && strncmp(arg, "--", 2) == 0;
+    if (!is_long && optopt > 0 && optopt < 0x100) {
         char opt[3] = {'-', (char)optopt, '\0'};
         return cli_printable(buf, size, opt);
     }
+    if (!is_long)
+        return cli_printable(buf, size, arg != NULL ? arg : "?");
     char name[CLI_PRINTABLE_MAX];
     size_t n = strcspn(arg, "=");
     if (n >= sizeof name)
@@ -178,7 +183,7 @@ static noreturn void option_error(const struct cli_ctx *ctx, int c, char **argv,
     if (c == ':')
         cli_usage_error(ctx, "option '%s' needs a value", opt);
     /* A known long option given a value: "--help=x". */
-    if (optopt != 0 && opt[0] == '-' && opt[1] == '-')
+    if (optopt != 0 && strncmp(opt, "--", 2) == 0)
         cli_usage_error(ctx, "option '%s' takes no value", opt);
     cli_usage_error(ctx, "unknown option '%s'", opt);
 }

@@ -9,7 +9,7 @@
  * is looked up by exact name in the table below and called with the rest
  * of argv. An unknown or missing command prints the usage on stderr and
  * exits 2. After the command returns, a failed write to stdout (a full
- * disk, a closed pipe) turns success into exit status 1.
+ * disk, a closed descriptor) turns success into exit status 1.
  */
 #include <errno.h>
 #include <stdlib.h>

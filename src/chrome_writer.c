@@ -200,6 +200,7 @@ struct snap {
     /* results applied on success */
     unsigned new_open;
     uint64_t new_run;
+    uint64_t new_open_run[STAGEPROF_MAX_DEPTH];
 };
 
 struct u64vec {
@@ -432,7 +433,7 @@ static void emit_end(struct writer *w, int tid, const struct pend *s,
     char *p = ev_open(w, "{\"ph\":\"E\",\"ts\":", 15);
     p = put_ts(w, p, ns);
     p = put_pid_tid(w, p, tid);
-    p = put_args(w, p, 0, s->args_head);
+    p = put_args(w, p, s->run, s->args_head);
     *p++ = '}';
     ev_commit(w, p);
 }
@@ -775,27 +776,7 @@ static uint64_t match_runs(struct writer *w, uint64_t **open, size_t *nopen)
     return bad;
 }
 
-struct totals {
-    uint64_t dropped, end_other, end_twice, unclosed, depth, arg, truncated;
-};
-
-static void sum_counters(struct totals *t)
-{
-    memset(t, 0, sizeof *t);
-    t->dropped = LOAD_RELAXED(&stageprof__g.lost_no_tbuf);
-    t->end_other = LOAD_RELAXED(&stageprof__g.misuse_no_tbuf);
-    for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next) {
-        t->dropped += LOAD_RELAXED(&tb->dropped);
-        t->end_other += LOAD_RELAXED(&tb->mis_end_other);
-        t->end_twice += LOAD_RELAXED(&tb->mis_end_twice);
-        t->unclosed += LOAD_RELAXED(&tb->mis_unclosed);
-        t->depth += LOAD_RELAXED(&tb->mis_depth);
-        t->arg += LOAD_RELAXED(&tb->mis_arg);
-        t->truncated += LOAD_RELAXED(&tb->truncated);
-    }
-}
-
-static void trailer(struct writer *w, const struct totals *t,
+static void trailer(struct writer *w, const struct counts *t,
                     uint64_t run_end_bad, uint64_t dropped_reported,
                     size_t runs_open)
 {
@@ -947,6 +928,7 @@ int stageprof__writer_write(struct sink *sink, int final)
             memset(e, 0, sizeof *e);
             e->args_head = e->args_tail = -1;
             e->carried = 1;
+            e->run = tb->wr_open_run[i];
         }
         uint64_t run = tb->wr_run;
         for (size_t k = 0; k < nfz[ti]; k++) {
@@ -966,14 +948,16 @@ int stageprof__writer_write(struct sink *sink, int final)
         }
         s->new_open = (unsigned)w->depth;
         s->new_run = run;
+        for (int i = 0; i < w->depth && i < (int)STAGEPROF_MAX_DEPTH; i++)
+            s->new_open_run[i] = w->stack[i].run;
     }
 
-    struct totals t;
+    struct counts t;
     uint64_t *open = NULL;
     size_t nopen = 0;
     uint64_t run_end_bad = match_runs(w, &open, &nopen);
     pthread_mutex_lock(&stageprof__g.lock);
-    sum_counters(&t);
+    stageprof__tbuf_counts(&t);
     uint64_t misuse_run_end = stageprof__g.misuse_run_end;
     uint64_t dropped_reported = stageprof__g.dropped_reported;
     pthread_mutex_unlock(&stageprof__g.lock);
@@ -990,6 +974,8 @@ int stageprof__writer_write(struct sink *sink, int final)
             for (size_t k = 0; k < nfz[ti]; k++)
                 fz[ti][k].c->read = fz[ti][k].to;
             tb->wr_open = snaps[ti].new_open;
+            memcpy(tb->wr_open_run, snaps[ti].new_open_run,
+                   sizeof tb->wr_open_run);
             tb->wr_run = snaps[ti].new_run;
             pthread_mutex_unlock(&tb->lock);
         }

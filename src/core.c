@@ -408,16 +408,11 @@ int stageprof_get_stats(stageprof_stats_t *stats)
     stageprof_stats_t s;
     memset(&s, 0, sizeof s);
     pthread_mutex_lock(&stageprof__g.lock);
-    s.events_dropped = LOAD_RELAXED(&stageprof__g.lost_no_tbuf);
-    s.misuse = LOAD_RELAXED(&stageprof__g.misuse_no_tbuf) +
+    struct counts c;
+    stageprof__tbuf_counts(&c);
+    s.events_dropped = c.dropped;
+    s.misuse = c.end_other + c.end_twice + c.unclosed + c.depth + c.arg +
                stageprof__g.misuse_run_end;
-    for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next) {
-        s.events_dropped += LOAD_RELAXED(&tb->dropped);
-        s.misuse += LOAD_RELAXED(&tb->mis_end_other) +
-                    LOAD_RELAXED(&tb->mis_end_twice) +
-                    LOAD_RELAXED(&tb->mis_unclosed) +
-                    LOAD_RELAXED(&tb->mis_depth) + LOAD_RELAXED(&tb->mis_arg);
-    }
     s.threads = stageprof__g.threads_seen;
     s.events_written = stageprof__g.events_written;
     s.traces_written = stageprof__g.traces_written;

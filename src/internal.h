@@ -153,6 +153,11 @@ void stageprof__clock_set_fake(uint64_t (*fn)(void));
 
 struct tbuf;
 
+/* Event and misuse counters, summed over threads (see tbuf.h fields). */
+struct counts {
+    uint64_t dropped, end_other, end_twice, unclosed, depth, arg, truncated;
+};
+
 struct global {
     /* hot: read on every event */
     int clock_mode;        /* CLOCK_MODE_* */
@@ -175,6 +180,7 @@ struct global {
     uint64_t lost_no_tbuf;    /* events lost: no thread buffer (atomic) */
     uint64_t misuse_no_tbuf;  /* span ended on a thread that never recorded */
     uint64_t misuse_run_end;  /* run ends without a begin (writer) */
+    struct counts retired;    /* counters of thread buffers already freed */
     uint64_t events_written, traces_written, write_errors;
     char last_path[4096];
     char proc_name[256];      /* stageprof_process_set_name */

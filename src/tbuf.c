@@ -220,6 +220,26 @@ static void tbuf_destroy(struct tbuf *tb)
     stageprof__free(tb);
 }
 
+static void add_counts(struct counts *c, struct tbuf *tb)
+{
+    c->dropped += LOAD_RELAXED(&tb->dropped);
+    c->end_other += LOAD_RELAXED(&tb->mis_end_other);
+    c->end_twice += LOAD_RELAXED(&tb->mis_end_twice);
+    c->unclosed += LOAD_RELAXED(&tb->mis_unclosed);
+    c->depth += LOAD_RELAXED(&tb->mis_depth);
+    c->arg += LOAD_RELAXED(&tb->mis_arg);
+    c->truncated += LOAD_RELAXED(&tb->truncated);
+}
+
+void stageprof__tbuf_counts(struct counts *out)
+{
+    *out = stageprof__g.retired;
+    out->dropped += LOAD_RELAXED(&stageprof__g.lost_no_tbuf);
+    out->end_other += LOAD_RELAXED(&stageprof__g.misuse_no_tbuf);
+    for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next)
+        add_counts(out, tb);
+}
+
 void stageprof__tbuf_reclaim(void)
 {
     pthread_mutex_lock(&stageprof__g.lock);
@@ -231,7 +251,9 @@ void stageprof__tbuf_reclaim(void)
         int gone = LOAD_ACQUIRE(&tb->exited) && fully_written(tb);
         pthread_mutex_unlock(&tb->lock);
         if (gone) {
+            /* Its counts outlive it: later traces report totals. */
             *link = tb->next;
+            add_counts(&stageprof__g.retired, tb);
             tbuf_destroy(tb);
         } else {
             link = &tb->next;

@@ -122,6 +122,7 @@ struct tbuf {
 
     /* writer state, kept between trace files */
     unsigned wr_open;      /* spans whose begin went into an earlier file */
+    uint64_t wr_open_run[STAGEPROF_MAX_DEPTH]; /* their runs, for "E" */
     uint64_t wr_run;       /* current run at the point already written */
     uint64_t seq;          /* registration order, for fixed test ids */
 };
@@ -142,6 +143,8 @@ int stageprof__tbuf_grow(struct tbuf *tb, size_t need);
 void stageprof__tbuf_reclaim(void);
 /* Free every thread buffer (process teardown and tests). */
 void stageprof__tbuf_free_all(void);
+/* Sum the counters of every thread, live and freed (g.lock held). */
+void stageprof__tbuf_counts(struct counts *out);
 /* Event bytes held (chunks in use, not those waiting for reuse). */
 uint64_t stageprof__tbuf_bytes(void);
 /* Return the free chunks to the allocator. */

@@ -231,6 +231,20 @@ STAGEPROF_TEST(open_span_written_as_b_then_e)
                   "\"args\":{\"late\":2}}");
 }
 
+STAGEPROF_TEST(end_in_later_file_keeps_run)
+{
+    names();
+    start_fake(NULL, 0);
+    stageprof_run_set_current(9);             /* 1 */
+    STAGEPROF_SPAN_BEGIN(s, "long", "serve"); /* 2 */
+    stageprof_run_set_current(0);             /* 3 */
+    expect_events("{\"ph\":\"B\",\"name\":\"long\",\"cat\":\"serve\","
+                  "\"ts\":2.000,\"pid\":1,\"tid\":1,\"args\":{\"run\":9}}");
+    STAGEPROF_SPAN_END(s); /* 4 */
+    expect_events("{\"ph\":\"E\",\"ts\":4.000,\"pid\":1,\"tid\":1,"
+                  "\"args\":{\"run\":9}}");
+}
+
 STAGEPROF_TEST(open_span_makes_trace_incomplete)
 {
     names();
@@ -313,6 +327,7 @@ STAGEPROF_TEST_LIST(
     STAGEPROF_CASE(end_on_other_thread_is_refused),
     STAGEPROF_CASE(nesting_deeper_than_supported),
     STAGEPROF_CASE(open_span_written_as_b_then_e),
+    STAGEPROF_CASE(end_in_later_file_keeps_run),
     STAGEPROF_CASE(open_span_makes_trace_incomplete),
     STAGEPROF_CASE(off_records_nothing),
     STAGEPROF_CASE(categories_filter_sites),

@@ -131,7 +131,40 @@ STAGEPROF_TEST(record_size_is_sixteen_bytes)
     ASSERT_EQ(tb->pos - before, 100 * 2 * 16);
 }
 
+static void *dropper(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5000; i++) {
+        STAGEPROF_SCOPE(s, "flood", "x");
+    }
+    return NULL;
+}
+
+STAGEPROF_TEST(drops_of_exited_threads_stay_counted)
+{
+    start_fake(NULL, 16 << 10);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, dropper, NULL), 0);
+    pthread_join(t, NULL);
+    uint64_t dropped = stats().events_dropped;
+    ASSERT_GT(dropped, 0);
+    char *trace = write_to_string(NULL); /* frees the exited thread */
+    ASSERT_CONTAINS(trace, "\"complete\":false");
+    free(trace);
+    ASSERT_UEQ(stats().events_dropped, dropped);
+    { STAGEPROF_SCOPE(s, "later", "x"); }
+    trace = write_to_string(NULL);
+    ASSERT_CONTAINS(trace, "\"complete\":true,");
+    ASSERT_CONTAINS(trace, "\"events_dropped\":0,");
+    char want[64];
+    snprintf(want, sizeof want, "\"events_dropped_total\":%llu,",
+             (unsigned long long)dropped);
+    ASSERT_CONTAINS(trace, want);
+    free(trace);
+}
+
 STAGEPROF_TEST_LIST(
+    STAGEPROF_CASE(drops_of_exited_threads_stay_counted),
     STAGEPROF_CASE(budget_full_drops_and_counts),
     STAGEPROF_CASE(ends_always_fit_when_full),
     STAGEPROF_CASE(exited_threads_kept_until_written),
