@@ -50,6 +50,8 @@
 #endif
 
 #define BENCH_LOOP __attribute__((noinline, noclone, unused))
+/* Harness functions: not every program uses every one. */
+#define BENCH_FN static __attribute__((unused))
 /* Keeps @x (and so the loop around it) without emitting an instruction. */
 #define BENCH_KEEP(x) __asm__ __volatile__("" : "+r"(x))
 
@@ -72,7 +74,7 @@ static inline uint64_t bench_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void bench_die(const char *what)
+BENCH_FN void bench_die(const char *what)
 {
     fprintf(stderr, "bench: %s\n", what);
     exit(1);
@@ -126,7 +128,7 @@ static BENCH_LOOP uint64_t bench_loop_clock2(uint64_t n)
 static cpu_set_t bench_cpus;
 static int bench_cpus_known;
 
-static void bench_cpus_init(void)
+BENCH_FN void bench_cpus_init(void)
 {
     if (bench_cpus_known)
         return;
@@ -137,14 +139,14 @@ static void bench_cpus_init(void)
     bench_cpus_known = 1;
 }
 
-static int bench_ncpus(void)
+BENCH_FN int bench_ncpus(void)
 {
     bench_cpus_init();
     return CPU_COUNT(&bench_cpus);
 }
 
 /* Pin the calling thread to the @k-th usable CPU; 0 or -1. */
-static int bench_pin(int k)
+BENCH_FN int bench_pin(int k)
 {
     bench_cpus_init();
     int seen = 0;
@@ -173,7 +175,7 @@ struct bench_opts {
     uint64_t count_n;  /* its iterations */
 };
 
-static uint64_t bench_parse_u64(const char *s, const char *what)
+BENCH_FN uint64_t bench_parse_u64(const char *s, const char *what)
 {
     char *end;
     errno = 0;
@@ -187,11 +189,11 @@ static uint64_t bench_parse_u64(const char *s, const char *what)
  * Common options: --reps N, --rep-ms MS, --no-threads, --quick,
  * --count VARIANT N. Returns 0, or 1 for --help (usage printed).
  */
-static int bench_parse(int argc, char **argv, struct bench_opts *o,
-                       const char *usage_extra)
+BENCH_FN int bench_parse(int argc, char **argv, struct bench_opts *o,
+                         const char *usage_extra)
 {
-    o->reps = 15;
-    o->rep_ms = 8.0;
+    o->reps = 25;
+    o->rep_ms = 10.0;
     o->threads2 = 1;
     o->count = NULL;
     o->count_n = 0;
@@ -232,9 +234,9 @@ struct bench_pool {
     int idx[2];
 };
 
-static struct bench_pool bench_pool;
+static struct bench_pool bench_pool __attribute__((unused));
 
-static void *bench_worker(void *arg)
+BENCH_FN void *bench_worker(void *arg)
 {
     int k = *(int *)arg;
     bench_pin(k);
@@ -254,7 +256,7 @@ static void *bench_worker(void *arg)
     return NULL;
 }
 
-static void bench_pool_start(void)
+BENCH_FN void bench_pool_start(void)
 {
     if (pthread_barrier_init(&bench_pool.go, NULL, 3) != 0 ||
         pthread_barrier_init(&bench_pool.done, NULL, 3) != 0)
@@ -267,7 +269,7 @@ static void bench_pool_start(void)
     }
 }
 
-static void bench_pool_stop(void)
+BENCH_FN void bench_pool_stop(void)
 {
     bench_pool.fn = NULL;
     pthread_barrier_wait(&bench_pool.go);
@@ -278,8 +280,8 @@ static void bench_pool_stop(void)
 }
 
 /* One two-thread repetition: per-thread ns/op (mean) and total ops/s. */
-static void bench_pool_run(bench_loop_fn fn, uint64_t n, double *per_thread_ns,
-                           double *total_ops_s)
+BENCH_FN void bench_pool_run(bench_loop_fn fn, uint64_t n,
+                             double *per_thread_ns, double *total_ops_s)
 {
     bench_pool.fn = fn;
     bench_pool.n = n;
@@ -300,25 +302,25 @@ static void bench_pool_run(bench_loop_fn fn, uint64_t n, double *per_thread_ns,
 /* ------------------------------------------------------------------------ */
 
 struct bench_variant {
-    const char *key;       /* short name, for --count and the summary */
-    const char *label;     /* row label */
+    const char *key;   /* short name, for --count and the summary */
+    const char *label; /* row label */
     bench_loop_fn fn;
-    int threads;           /* 1 or 2 */
-    uint64_t max_n;        /* cap on iterations per rep (0: none) */
-    void (*before)(void);  /* untimed, before each repetition */
-    void (*after)(void);   /* untimed, after each repetition */
+    int threads;          /* 1 or 2 */
+    uint64_t max_n;       /* cap on iterations per rep (0: none) */
+    void (*before)(void); /* untimed, before each repetition */
+    void (*after)(void);  /* untimed, after each repetition */
     /* filled in */
-    uint64_t n;            /* iterations per repetition (per thread) */
+    uint64_t n; /* iterations per repetition (per thread) */
     int nsamples;
     double ns[BENCH_MAX_REPS];   /* ns/op (per thread for two threads) */
     double rate[BENCH_MAX_REPS]; /* total ops/s */
     double best_ns, med_ns, best_rate;
 };
 
-static uint64_t bench_sink;
+static uint64_t bench_sink __attribute__((unused));
 
 /* Iterations that take about @ms for @v (single-threaded trial). */
-static uint64_t bench_calibrate(struct bench_variant *v, double ms)
+BENCH_FN uint64_t bench_calibrate(struct bench_variant *v, double ms)
 {
     uint64_t n = 1000;
     for (;;) {
@@ -342,13 +344,13 @@ static uint64_t bench_calibrate(struct bench_variant *v, double ms)
     }
 }
 
-static int bench_cmp_double(const void *a, const void *b)
+BENCH_FN int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static void bench_finish(struct bench_variant *v)
+BENCH_FN void bench_finish(struct bench_variant *v)
 {
     double tmp[BENCH_MAX_REPS];
     memcpy(tmp, v->ns, sizeof(double) * (size_t)v->nsamples);
@@ -365,8 +367,8 @@ static void bench_finish(struct bench_variant *v)
  * Measure @nv variants in interleaved rounds. Two-thread variants need
  * bench_pool_start() first. The calling thread is pinned to the first CPU.
  */
-static void bench_rounds(struct bench_variant *v, int nv,
-                         const struct bench_opts *o)
+BENCH_FN void bench_rounds(struct bench_variant *v, int nv,
+                           const struct bench_opts *o)
 {
     for (int i = 0; i < nv; i++) {
         v[i].n = bench_calibrate(&v[i], o->rep_ms);
@@ -398,8 +400,8 @@ static void bench_rounds(struct bench_variant *v, int nv,
         bench_finish(&v[i]);
 }
 
-static struct bench_variant *bench_find(struct bench_variant *v, int nv,
-                                        const char *key)
+BENCH_FN struct bench_variant *bench_find(struct bench_variant *v, int nv,
+                                          const char *key)
 {
     for (int i = 0; i < nv; i++)
         if (strcmp(v[i].key, key) == 0)
@@ -411,8 +413,8 @@ static struct bench_variant *bench_find(struct bench_variant *v, int nv,
  * Print a table: ns/op best and median, then the ratio of the best to the
  * best of each baseline key given (NULL: column left out).
  */
-static void bench_table(const char *title, struct bench_variant *v, int nv,
-                        const char *empty_key, const char *rdtsc_key)
+BENCH_FN void bench_table(const char *title, struct bench_variant *v, int nv,
+                          const char *empty_key, const char *rdtsc_key)
 {
     struct bench_variant *e = empty_key ? bench_find(v, nv, empty_key) : NULL;
     struct bench_variant *t = rdtsc_key ? bench_find(v, nv, rdtsc_key) : NULL;
@@ -443,7 +445,7 @@ static void bench_table(const char *title, struct bench_variant *v, int nv,
 }
 
 /* Print the machine line every benchmark starts with. */
-static void bench_machine(const char *prog)
+BENCH_FN void bench_machine(const char *prog)
 {
     char model[256] = "?", cs[64] = "?";
     FILE *f = fopen("/proc/cpuinfo", "r");

@@ -22,9 +22,11 @@
  * Buffer memory comes from this program's allocator (stageprof_config_t
  * malloc_fn/free_fn): chunk-sized blocks are recycled through a free list.
  * "warm" repetitions get blocks that were touched before (the steady state
- * of a process that writes traces and reuses its memory); "first touch"
- * repetitions get blocks whose pages were given back with MADV_DONTNEED, so
- * every page costs a page fault, as in a process filling fresh buffers.
+ * of a process that writes traces and reuses its memory, as the library's
+ * own list of written chunks does); "first touch" repetitions first take
+ * back the library's spare chunks, then give the pages of every free block
+ * back with MADV_DONTNEED, so every page costs a page fault, as in a process
+ * filling fresh buffers.
  *
  * The compiled-out level (STAGEPROF_DISABLE) is in bench_span_disabled.c:
  * a translation unit compiles the macros one way only.
@@ -72,7 +74,7 @@ static struct {
     size_t block;        /* the library's chunk size (fixed at start) */
     void **free;         /* recycled blocks */
     size_t nfree, capfree;
-    int cold;            /* free blocks were given back (MADV_DONTNEED) */
+    int cold; /* free blocks were given back (MADV_DONTNEED) */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void *pool_malloc(size_t size, void *ud)
@@ -190,6 +192,8 @@ static void warm_before(void)
 
 static void cold_before(void)
 {
+    /* The library keeps some written chunks for reuse: hand them back. */
+    stageprof__tbuf_pool_drain();
     pool_make_cold();
 }
 
@@ -226,28 +230,40 @@ static void tracing_stop(void)
     rmdir(trace_dir);
 }
 
-/* Bytes per BEGIN/END record: committed bytes and allocated chunk bytes. */
-static void record_bytes(double *committed, double *allocated)
+/*
+ * Bytes per BEGIN/END record, three ways, over @n spans recorded after a
+ * drain: committed record bytes (the chunks' used counts) per record; the
+ * growth of stageprof_get_stats() bytes_buffered per record; and, exactly,
+ * whole chunks (header included) per record over the chunks filled
+ * start to end.
+ */
+static void record_bytes(double *committed, double *stats, double *chunks)
 {
-    const uint64_t n = 200000;
+    const uint64_t n = 1000000;
     drain();
     stageprof_stats_t st0 = {.size = sizeof st0}, st1 = {.size = sizeof st1};
     stageprof_get_stats(&st0);
     struct tbuf *tb = stageprof__tls;
-    size_t before = 0;
-    if (tb != NULL && tb->cur != NULL)
-        before = LOAD_ACQUIRE(&tb->cur->used) - tb->cur->read;
+    struct chunk *first = tb != NULL ? tb->cur : NULL;
+    size_t before = first != NULL ? LOAD_ACQUIRE(&first->used) : 0;
     bench_sink += span_scope(n);
     stageprof_get_stats(&st1);
     tb = stageprof__tls;
-    size_t used = 0;
+    size_t used = 0, whole = 0, whole_recs = 0;
     pthread_mutex_lock(&tb->lock);
-    for (struct chunk *c = tb->head; c != NULL; c = c->next)
-        used += LOAD_ACQUIRE(&c->used) - c->read;
+    for (struct chunk *c = tb->head; c != NULL; c = c->next) {
+        size_t u = LOAD_ACQUIRE(&c->used);
+        used += c == first ? u - before : u;
+        if (c != first && c != tb->cur) {
+            whole += c->cap + sizeof *c;
+            whole_recs += u / REC_SIZE;
+        }
+    }
     pthread_mutex_unlock(&tb->lock);
-    *committed = (double)(used - before) / (double)(2 * n);
-    *allocated = (double)(st1.bytes_buffered - st0.bytes_buffered) /
-                 (double)(2 * n);
+    *committed = (double)used / (double)(2 * n);
+    *stats =
+        (double)(st1.bytes_buffered - st0.bytes_buffered) / (double)(2 * n);
+    *chunks = whole_recs ? (double)whole / (double)whole_recs : 0;
     drain();
 }
 
@@ -274,9 +290,8 @@ static int count_mode(const char *key, uint64_t n)
     else if (strcmp(key, "on_begin_end") == 0)
         fn = span_begin_end, on = 1;
     if (fn == NULL) {
-        fprintf(stderr,
-                "bench_span: --count takes empty, rdtsc2, clock2, "
-                "off_scope, off_begin_end, on_scope, on_begin_end\n");
+        fprintf(stderr, "bench_span: --count takes empty, rdtsc2, clock2, "
+                        "off_scope, off_begin_end, on_scope, on_begin_end\n");
         return 2;
     }
     if (on) {
@@ -328,16 +343,26 @@ int main(int argc, char **argv)
 
     /* Phase A: compiled in, stageprof not started. */
     struct bench_variant a1[] = {
-        {.key = "empty", .label = "empty loop", .fn = bench_loop_empty,
+        {.key = "empty",
+         .label = "empty loop",
+         .fn = bench_loop_empty,
          .threads = 1},
-        {.key = "rdtsc2", .label = "two rdtsc", .fn = bench_loop_rdtsc2,
+        {.key = "rdtsc2",
+         .label = "two rdtsc",
+         .fn = bench_loop_rdtsc2,
          .threads = 1},
-        {.key = "clock2", .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2, .threads = 1},
-        {.key = "off_scope", .label = "off: STAGEPROF_SCOPE",
-         .fn = span_scope, .threads = 1},
-        {.key = "off_begin_end", .label = "off: SPAN_BEGIN/END",
-         .fn = span_begin_end, .threads = 1},
+        {.key = "clock2",
+         .label = "two clock_gettime(MONOTONIC)",
+         .fn = bench_loop_clock2,
+         .threads = 1},
+        {.key = "off_scope",
+         .label = "off: STAGEPROF_SCOPE",
+         .fn = span_scope,
+         .threads = 1},
+        {.key = "off_begin_end",
+         .label = "off: SPAN_BEGIN/END",
+         .fn = span_begin_end,
+         .threads = 1},
     };
     int na1 = (int)(sizeof a1 / sizeof a1[0]);
     bench_rounds(a1, na1, &o);
@@ -345,14 +370,22 @@ int main(int argc, char **argv)
                 "empty", "rdtsc2");
 
     struct bench_variant a2[] = {
-        {.key = "empty_2t", .label = "empty loop", .fn = bench_loop_empty,
+        {.key = "empty_2t",
+         .label = "empty loop",
+         .fn = bench_loop_empty,
          .threads = 2},
-        {.key = "rdtsc2_2t", .label = "two rdtsc", .fn = bench_loop_rdtsc2,
+        {.key = "rdtsc2_2t",
+         .label = "two rdtsc",
+         .fn = bench_loop_rdtsc2,
          .threads = 2},
-        {.key = "clock2_2t", .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2, .threads = 2},
-        {.key = "off_scope_2t", .label = "off: STAGEPROF_SCOPE",
-         .fn = span_scope, .threads = 2},
+        {.key = "clock2_2t",
+         .label = "two clock_gettime(MONOTONIC)",
+         .fn = bench_loop_clock2,
+         .threads = 2},
+        {.key = "off_scope_2t",
+         .label = "off: STAGEPROF_SCOPE",
+         .fn = span_scope,
+         .threads = 2},
     };
     int na2 = (int)(sizeof a2 / sizeof a2[0]);
     if (two) {
@@ -369,20 +402,39 @@ int main(int argc, char **argv)
     /* Per repetition: what fits the budget comfortably, drained after. */
     const uint64_t cap = 250000;
     struct bench_variant b1[] = {
-        {.key = "empty", .label = "empty loop", .fn = bench_loop_empty,
+        {.key = "empty",
+         .label = "empty loop",
+         .fn = bench_loop_empty,
          .threads = 1},
-        {.key = "rdtsc2", .label = "two rdtsc", .fn = bench_loop_rdtsc2,
+        {.key = "rdtsc2",
+         .label = "two rdtsc",
+         .fn = bench_loop_rdtsc2,
          .threads = 1},
-        {.key = "clock2", .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2, .threads = 1},
-        {.key = "on_scope", .label = "on: STAGEPROF_SCOPE", .fn = span_scope,
-         .threads = 1, .max_n = cap, .before = warm_before, .after = drain},
-        {.key = "on_begin_end", .label = "on: SPAN_BEGIN/END",
-         .fn = span_begin_end, .threads = 1, .max_n = cap,
-         .before = warm_before, .after = drain},
-        {.key = "on_scope_cold", .label = "on: SCOPE, first-touch buffer",
-         .fn = span_scope, .threads = 1, .max_n = cap,
-         .before = cold_before, .after = drain},
+        {.key = "clock2",
+         .label = "two clock_gettime(MONOTONIC)",
+         .fn = bench_loop_clock2,
+         .threads = 1},
+        {.key = "on_scope",
+         .label = "on: STAGEPROF_SCOPE",
+         .fn = span_scope,
+         .threads = 1,
+         .max_n = cap,
+         .before = warm_before,
+         .after = drain},
+        {.key = "on_begin_end",
+         .label = "on: SPAN_BEGIN/END",
+         .fn = span_begin_end,
+         .threads = 1,
+         .max_n = cap,
+         .before = warm_before,
+         .after = drain},
+        {.key = "on_scope_cold",
+         .label = "on: SCOPE, first-touch buffer",
+         .fn = span_scope,
+         .threads = 1,
+         .max_n = cap,
+         .before = cold_before,
+         .after = drain},
     };
     int nb1 = (int)(sizeof b1 / sizeof b1[0]);
     bench_rounds(b1, nb1, &o);
@@ -390,15 +442,25 @@ int main(int argc, char **argv)
     bench_table("B. tracing on - 1 thread", b1, nb1, "empty", "rdtsc2");
 
     struct bench_variant b2[] = {
-        {.key = "empty_2t", .label = "empty loop", .fn = bench_loop_empty,
+        {.key = "empty_2t",
+         .label = "empty loop",
+         .fn = bench_loop_empty,
          .threads = 2},
-        {.key = "rdtsc2_2t", .label = "two rdtsc", .fn = bench_loop_rdtsc2,
+        {.key = "rdtsc2_2t",
+         .label = "two rdtsc",
+         .fn = bench_loop_rdtsc2,
          .threads = 2},
-        {.key = "clock2_2t", .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2, .threads = 2},
-        {.key = "on_scope_2t", .label = "on: STAGEPROF_SCOPE",
-         .fn = span_scope, .threads = 2, .max_n = cap,
-         .before = warm_before, .after = drain},
+        {.key = "clock2_2t",
+         .label = "two clock_gettime(MONOTONIC)",
+         .fn = bench_loop_clock2,
+         .threads = 2},
+        {.key = "on_scope_2t",
+         .label = "on: STAGEPROF_SCOPE",
+         .fn = span_scope,
+         .threads = 2,
+         .max_n = cap,
+         .before = warm_before,
+         .after = drain},
     };
     int nb2 = (int)(sizeof b2 / sizeof b2[0]);
     if (two) {
@@ -407,13 +469,14 @@ int main(int argc, char **argv)
                     "empty_2t", "rdtsc2_2t");
     }
 
-    double committed, allocated;
-    record_bytes(&committed, &allocated);
-    printf("\nbuffer bytes per BEGIN or END record without args: %.2f "
-           "committed (sum of chunk used bytes / records), %.3f allocated "
-           "(delta of stageprof_get_stats bytes_buffered / records, chunk "
-           "headers included)\n",
-           committed, allocated);
+    double committed, stats_b, chunk_b;
+    record_bytes(&committed, &stats_b, &chunk_b);
+    printf("\nbuffer bytes per BEGIN or END record without args, 1M spans:\n"
+           "  %.3f committed (sum of chunks' used bytes / records)\n"
+           "  %.3f held (growth of stageprof_get_stats bytes_buffered / "
+           "records)\n"
+           "  %.4f allocated (whole chunks incl. header / their records)\n",
+           committed, stats_b, chunk_b);
     printf("clock: %s\n", stageprof__clock_name());
 
     /* Targets. */
@@ -448,9 +511,9 @@ int main(int argc, char **argv)
     printf("  span off, 1 thread            %+6.2f ns vs empty loop "
            "(about 0.5 ns) %s\n",
            d, verdict(d <= 0.75));
-    printf("  bytes per record              %6.2f committed, %.3f "
-           "allocated (<= 16) %s\n",
-           committed, allocated, verdict(committed <= 16.0));
+    printf("  bytes per record              %6.2f committed, %.4f with "
+           "chunk headers (<= 16) %s\n",
+           committed, chunk_b, verdict(committed <= 16.0));
 
     tracing_stop();
     if (two)

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     if (prc != 0)
         return prc == 1 ? 0 : 2;
     if (o.count != NULL) {
-        bench_loop_fn fn = strcmp(o.count, "empty") == 0       ? bench_loop_empty
+        bench_loop_fn fn = strcmp(o.count, "empty") == 0 ? bench_loop_empty
                            : strcmp(o.count, "out_scope") == 0 ? out_scope
                            : strcmp(o.count, "out_begin_end") == 0
                                ? out_begin_end
@@ -64,24 +64,36 @@ int main(int argc, char **argv)
            o.reps, o.rep_ms);
 
     struct bench_variant v1[] = {
-        {.key = "empty", .label = "empty loop", .fn = bench_loop_empty,
+        {.key = "empty",
+         .label = "empty loop",
+         .fn = bench_loop_empty,
          .threads = 1},
-        {.key = "rdtsc2", .label = "two rdtsc", .fn = bench_loop_rdtsc2,
+        {.key = "rdtsc2",
+         .label = "two rdtsc",
+         .fn = bench_loop_rdtsc2,
          .threads = 1},
-        {.key = "out_scope", .label = "compiled out: STAGEPROF_SCOPE",
-         .fn = out_scope, .threads = 1},
-        {.key = "out_begin_end", .label = "compiled out: SPAN_BEGIN/END",
-         .fn = out_begin_end, .threads = 1},
+        {.key = "out_scope",
+         .label = "compiled out: STAGEPROF_SCOPE",
+         .fn = out_scope,
+         .threads = 1},
+        {.key = "out_begin_end",
+         .label = "compiled out: SPAN_BEGIN/END",
+         .fn = out_begin_end,
+         .threads = 1},
     };
     int n1 = (int)(sizeof v1 / sizeof v1[0]);
     bench_rounds(v1, n1, &o);
     bench_table("compiled out - 1 thread", v1, n1, "empty", "rdtsc2");
 
     struct bench_variant v2[] = {
-        {.key = "empty_2t", .label = "empty loop", .fn = bench_loop_empty,
+        {.key = "empty_2t",
+         .label = "empty loop",
+         .fn = bench_loop_empty,
          .threads = 2},
-        {.key = "out_scope_2t", .label = "compiled out: STAGEPROF_SCOPE",
-         .fn = out_scope, .threads = 2},
+        {.key = "out_scope_2t",
+         .label = "compiled out: STAGEPROF_SCOPE",
+         .fn = out_scope,
+         .threads = 2},
     };
     int n2 = (int)(sizeof v2 / sizeof v2[0]);
     if (two) {
@@ -98,8 +110,9 @@ int main(int argc, char **argv)
     printf("\ntarget: compiled out = empty loop: %.3f x empty (%+.3f ns) "
            "%s\n",
            q, s->best_ns - e->best_ns,
-           q <= 1.05 ? "met" : "MISSED (check noise: the loops are "
-                               "identical, see bench/callgrind.sh)");
+           q <= 1.05 ? "met"
+                     : "MISSED (check noise: the loops are "
+                       "identical, see bench/callgrind.sh)");
     printf("\n(%.1f s, checksum %llu)\n",
            (double)(bench_now_ns() - t_start) / 1e9,
            (unsigned long long)(bench_sink + bench_pool.sink) & 1);

@@ -3,8 +3,9 @@
  *
  * Output (object form, one event per line):
  *
- *   {"stageprof":{version, pid, host, cpu_model, cores, kernel,
- *                 command_line, clock, config, warnings},
+ *   {"stageprof":{format, version, pid, host, cpu_model, cores, kernel,
+ *                 kernel_version, arch, command_line, final, clock,
+ *                 config, warnings},
  *    "time_base":{"unix_ns":..,"monotonic_ns":..},
  *    "traceEvents":[
  *     {"ph":"M",..process_name / thread_name / thread_sort_index..},
@@ -23,8 +24,9 @@
  * trace is written becomes "B" (args so far), and its end in a later file
  * "E". Runs are async "b"/"e" with the run id, flows "s"/"t"/"f" (the end
  * binds to the enclosing slice), counters "C", instants "i" (thread scope).
- * Every event but counters carries args.run while its thread is in a run
- * (a counter's args are its series, so "run" would become a series).
+ * Every event but counters and metadata carries args.run while its thread
+ * is in a run (a counter's args are its series, so "run" would become a
+ * series); an "E" carries the run of its span.
  *
  * Consumption: the writer snapshots each thread's committed bytes, writes
  * them, and only when the whole trace reached its sink marks them read.

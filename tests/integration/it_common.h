@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void it_fail(const char *fmt, ...)
+static inline void it_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -47,7 +47,7 @@ static void it_fail(const char *fmt, ...)
     } while (0)
 
 /* Start tracing into @dir with everything else from the environment. */
-static void it_start(const char *dir)
+static inline void it_start(const char *dir)
 {
     stageprof_config_t cfg;
     stageprof_config_init(&cfg);
@@ -57,27 +57,27 @@ static void it_start(const char *dir)
     IT_CHECK(stageprof_is_tracing());
 }
 
-/* "stats":{...} from stageprof_get_stats(), as JSON members. */
-static void it_print_stats(void)
+/* "@key":{...} from stageprof_get_stats(), as a JSON member. */
+static inline void it_print_stats(const char *key)
 {
     stageprof_stats_t st;
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
     IT_CHECK_RC(stageprof_get_stats(&st), 0);
-    printf("\"stats\":{\"events_dropped\":%" PRIu64 ",\"misuse\":%" PRIu64
+    printf("\"%s\":{\"events_dropped\":%" PRIu64 ",\"misuse\":%" PRIu64
            ",\"threads\":%" PRIu64 ",\"events_written\":%" PRIu64
            ",\"traces_written\":%" PRIu64 ",\"write_errors\":%" PRIu64 "}",
-           st.events_dropped, st.misuse, st.threads, st.events_written,
+           key, st.events_dropped, st.misuse, st.threads, st.events_written,
            st.traces_written, st.write_errors);
 }
 
-/* "last_path":"..." (the checker's directories need no escaping). */
-static void it_print_last_path(void)
+/* "@key":"path" (the checker's directories need no escaping). */
+static inline void it_print_last_path(const char *key)
 {
     char path[4096];
     IT_CHECK_RC(stageprof_get_last_path(path, sizeof path), 0);
     IT_CHECK(strchr(path, '"') == NULL && strchr(path, '\\') == NULL);
-    printf("\"last_path\":\"%s\"", path);
+    printf("\"%s\":\"%s\"", key, path);
 }
 
 #endif /* IT_COMMON_H */

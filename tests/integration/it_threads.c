@@ -248,9 +248,9 @@ int main(int argc, char **argv)
     printf("{\"version\":\"%s\",\"nearly\":%d,\"nprod\":%d,\"ncons\":%d,"
            "\"jobs\":%d,\"qcap\":%d,",
            stageprof_version_string(), NEARLY, NPROD, NCONS, JOBS, QCAP);
-    it_print_last_path();
+    it_print_last_path("last_path");
     printf(",");
-    it_print_stats();
+    it_print_stats("stats");
     printf("}\n");
     return 0;
 }

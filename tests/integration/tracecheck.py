@@ -426,9 +426,10 @@ def check_flows(t, inside=None):
     return {k[0]: (s, ends[k]) for k, s in starts.items()}
 
 
-def check_async(t, allow_open=0):
+def check_async(t, allow_open=0, orphan_ends=()):
     """b/e pairs match by cat, id and name; e after b. Returns the pairs
-    {(cat, id, name): (b, e)}; at most @allow_open b without e."""
+    {(cat, id, name): (b, e)}; at most @allow_open b without e, and no e
+    without b but those keyed in @orphan_ends."""
     begins, ends = {}, {}
     for ph, table in (("b", begins), ("e", ends)):
         for ev in t.by_ph[ph]:
@@ -436,6 +437,9 @@ def check_async(t, allow_open=0):
             ensure(key not in table, "async %s twice: %s" % (ph, short(ev)))
             table[key] = ev
     for key, e in ends.items():
+        if key in orphan_ends:
+            ensure(key not in begins, "run %r was begun after all" % (key,))
+            continue
         ensure(key in begins, "async end without a begin: %s" % short(e))
         ensure(to_ns(begins[key]["ts"], "ts") <= to_ns(e["ts"], "ts"),
                "async end before its begin: %s" % short(e))
