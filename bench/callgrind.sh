@@ -49,12 +49,14 @@ if [ ! -x "$bin/bench_span" ] || [ ! -x "$bin/bench_span_disabled" ]; then
     cflags="-std=c11 -D_GNU_SOURCE -O2 -g -DNDEBUG"
     mkdir -p "$work/obj" "$work/bin"
     for src in "$root"/src/*.c "$root"/src/util/*.c; do
+        # shellcheck disable=SC2086 # $cflags is a list of words
         gcc $cflags -fPIC -fvisibility=hidden -DSTAGEPROF_BUILDING \
             -I"$root/include" -I"$root/src" -c "$src" \
             -o "$work/obj/$(basename "$src" .c).o"
     done
     ar rcs "$work/libstageprof.a" "$work"/obj/*.o
     for b in bench_span bench_span_disabled; do
+        # shellcheck disable=SC2086 # $cflags is a list of words
         gcc $cflags -I"$root/include" -I"$root/src" "$root/bench/$b.c" \
             "$work/libstageprof.a" -lpthread -lm -o "$work/bin/$b"
     done

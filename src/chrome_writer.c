@@ -228,6 +228,9 @@ struct writer {
     uint64_t open_spans;         /* spans written as "B" */
     int oom;
     char num[64];
+    char pt[64];   /* ,"pid":..,"tid":.. of pt_tid */
+    size_t pt_len; /* 0: not formatted yet */
+    int pt_tid;
 };
 
 static int fixed_ids_flag;
@@ -331,11 +334,17 @@ static inline char *put_ts(struct writer *w, char *p, uint64_t ns)
 
 static inline char *put_pid_tid(struct writer *w, char *p, int tid)
 {
-    p = PUTS(p, ",\"pid\":");
-    p += stageprof__fmt_u64(p, (uint64_t)w->pid);
-    p = PUTS(p, ",\"tid\":");
-    p += stageprof__fmt_u64(p, (uint64_t)tid);
-    return p;
+    /* The same on every event of a thread: formatted once per thread. */
+    if (unlikely(tid != w->pt_tid || w->pt_len == 0)) {
+        char *q = w->pt;
+        q = PUTS(q, ",\"pid\":");
+        q += stageprof__fmt_u64(q, (uint64_t)w->pid);
+        q = PUTS(q, ",\"tid\":");
+        q += stageprof__fmt_u64(q, (uint64_t)tid);
+        w->pt_len = (size_t)(q - w->pt);
+        w->pt_tid = tid;
+    }
+    return put(p, w->pt, w->pt_len);
 }
 
 static inline char *put_name(struct writer *w, char *p,
@@ -395,17 +404,20 @@ static char *put_args(struct writer *w, char *p, uint64_t run, int head)
     if (run == 0 && head < 0)
         return p;
     p = PUTS(p, ",\"args\":{");
-    char *start = p;
+    int first = 1;
     if (run != 0) {
         p = PUTS(p, "\"run\":");
         p += stageprof__fmt_u64(p, run);
+        first = 0;
     }
     for (int i = head; i >= 0; i = w->args[i].next) {
+        /* Renewing the room may flush: only positions from p on count. */
         w->out.len = (size_t)(p - w->out.buf);
         p = out_room(&w->out);
         char *q = put_arg(w, p, w->args[i].r);
-        if (p == start) /* no "run" before: drop the leading comma */
+        if (first) /* drop the separating comma of the first member */
             memmove(p, p + 1, (size_t)(q - p - 1)), q--;
+        first = 0;
         p = q;
     }
     *p++ = '}';
@@ -440,7 +452,7 @@ static void emit_end(struct writer *w, int tid, const struct pend *s,
     ev_commit(w, p);
 }
 
-static void flush_instant(struct writer *w, int tid)
+static void flush_instant_slow(struct writer *w, int tid)
 {
     const struct rec *r = w->instant;
     if (r == NULL)
@@ -455,6 +467,12 @@ static void flush_instant(struct writer *w, int tid)
     p = put_args(w, p, w->instant_run, w->inst_args_head);
     *p++ = '}';
     ev_commit(w, p);
+}
+
+static inline void flush_instant(struct writer *w, int tid)
+{
+    if (unlikely(w->instant != NULL))
+        flush_instant_slow(w, tid);
 }
 
 static void emit_id(char **pp, uint64_t id)
@@ -1129,14 +1147,21 @@ int stageprof__writer_write_file(int final)
         if (fd < 0)
             rc = stageprof__translate_errno(errno);
     }
+    int counted = 0; /* the writer counts its own failures */
     if (rc == 0) {
         rc = stageprof__writer_write_fd(fd, final);
+        counted = rc != 0;
         if (close(fd) != 0 && rc == 0)
             rc = stageprof__translate_errno(errno);
         if (rc == 0 && rename(tmp, path) != 0)
             rc = stageprof__translate_errno(errno);
         if (rc != 0)
             unlink(tmp);
+    }
+    if (rc != 0 && !counted) {
+        pthread_mutex_lock(&stageprof__g.lock);
+        stageprof__g.write_errors++;
+        pthread_mutex_unlock(&stageprof__g.lock);
     }
     if (rc == 0) {
         pthread_mutex_lock(&stageprof__g.lock);

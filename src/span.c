@@ -40,7 +40,9 @@ static inline stageprof_span_t push_span(struct tbuf *tb)
     return s;
 }
 
-stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
+/* Every case the fast path below does not take: the general code. */
+static __attribute__((noinline)) stageprof_span_t
+begin_slow(stageprof_site_t *site)
 {
     if (unlikely(!record_gate(site)))
         return stageprof_span_none();
@@ -77,6 +79,44 @@ stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
     s.depth = depth;
     s.serial = serial;
     return s;
+}
+
+/*
+ * The common case as a leaf function (no call, so no register saved): tracing
+ * with the TSC, the site's category already resolved, the thread's buffer
+ * present with room, nesting within bounds. Anything else goes to
+ * begin_slow(), which checks everything again.
+ */
+stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
+{
+    struct tbuf *tb = stageprof__tls;
+    if (unlikely(LOAD_RELAXED(&stageprof_hot_state) != STATE_TRACING ||
+                 site == NULL || tb == NULL ||
+                 LOAD_RELAXED(&site->filter) !=
+                     LOAD_RELAXED(&stageprof__g.filter_token)))
+        return begin_slow(site);
+    unsigned depth = tb->depth;
+    unsigned char *pos = tb->pos;
+    if (unlikely(depth >= STAGEPROF_MAX_DEPTH ||
+                 pos + 2 * REC_SIZE > tb->limit ||
+                 LOAD_RELAXED(&stageprof__g.clock_mode) != CLOCK_MODE_TSC))
+        return begin_slow(site);
+    struct rec *r = (struct rec *)pos;
+    r->a = tsc_ticks();
+    r->b = (uintptr_t)site | REC_BEGIN;
+    pos += REC_SIZE;
+    tb->pos = pos;
+    tb->limit -= REC_SIZE;
+    tbuf_commit_at(tb, pos);
+    unsigned serial = tb->serial + 1;
+    tb->serial = serial;
+    tb->stack_serial[depth] = serial;
+    tb->depth = depth + 1;
+    stageprof_span_t sp;
+    sp.owner = tb;
+    sp.depth = depth;
+    sp.serial = serial;
+    return sp;
 }
 
 /* Copy at most STAGEPROF_MAX_STRING bytes of @s; counts truncation. */
@@ -128,12 +168,10 @@ static inline void end_record(struct tbuf *tb, uint64_t now)
     tb->depth--;
 }
 
-void stageprof_span_end(stageprof_span_t *span)
+/* Every case the fast path below does not take, with the time read. */
+static __attribute__((noinline)) void end_slow(stageprof_span_t *span,
+                                               uint64_t now)
 {
-    if (span == NULL || span->owner == NULL)
-        return;
-    /* Time first: the span's own bookkeeping is not part of it. */
-    uint64_t now = clock_ticks();
     struct tbuf *tb = stageprof__tls;
     if (unlikely(span->owner != tb)) {
         if (tb != NULL)
@@ -154,6 +192,38 @@ void stageprof_span_end(stageprof_span_t *span)
     while (unlikely(tb->depth > d + 1)) {
         BUMP(&tb->mis_unclosed);
         end_record(tb, now);
+    }
+    end_record(tb, now);
+    tbuf_commit(tb);
+    span->depth = SPAN_ENDED;
+}
+
+static __attribute__((noinline)) void end_slow_clock(stageprof_span_t *span)
+{
+    end_slow(span, stageprof__clock_slow_ticks());
+}
+
+/*
+ * The common case as a leaf function: the TSC, the span ended on its own
+ * thread, innermost first, once. Anything else goes to end_slow().
+ */
+void stageprof_span_end(stageprof_span_t *span)
+{
+    if (span == NULL || span->owner == NULL)
+        return;
+    /* Time first: the span's own bookkeeping is not part of it. */
+    if (unlikely(LOAD_RELAXED(&stageprof__g.clock_mode) != CLOCK_MODE_TSC)) {
+        end_slow_clock(span);
+        return;
+    }
+    uint64_t now = tsc_ticks();
+    struct tbuf *tb = stageprof__tls;
+    unsigned d = span->depth;
+    /* 64-bit sum: the SPAN_ENDED marker must not wrap to depth 0. */
+    if (unlikely(span->owner != tb || (uint64_t)d + 1 != tb->depth ||
+                 tb->stack_serial[d] != span->serial)) {
+        end_slow(span, now);
+        return;
     }
     unsigned char *pos = tb->pos;
     struct rec *r = (struct rec *)pos;

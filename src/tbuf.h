@@ -188,6 +188,16 @@ static inline struct tbuf *tbuf_get(void)
     return tb;
 }
 
+/* The TSC; call only when stageprof__g.clock_mode is CLOCK_MODE_TSC. */
+static inline uint64_t tsc_ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#else
+    return stageprof__clock_slow_ticks();
+#endif
+}
+
 /* Raw clock ticks: the TSC, or ns from the slow path. */
 static inline uint64_t clock_ticks(void)
 {

@@ -105,16 +105,53 @@ void stageprof__json_str(struct strbuf *sb, const char *s, size_t len)
     sb->buf[sb->len] = '\0';
 }
 
+/* "00".."99": two digits per division, from the end. */
+static const char digits2[201] = "00010203040506070809"
+                                 "10111213141516171819"
+                                 "20212223242526272829"
+                                 "30313233343536373839"
+                                 "40414243444546474849"
+                                 "50515253545556575859"
+                                 "60616263646566676869"
+                                 "70717273747576777879"
+                                 "80818283848586878889"
+                                 "90919293949596979899";
+
+static inline size_t count_digits(uint64_t v)
+{
+    size_t n = 1;
+    for (;;) {
+        if (v < 10)
+            return n;
+        if (v < 100)
+            return n + 1;
+        if (v < 1000)
+            return n + 2;
+        if (v < 10000)
+            return n + 3;
+        v /= 10000;
+        n += 4;
+    }
+}
+
 size_t stageprof__fmt_u64(char *out, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
+    size_t n = count_digits(v);
+    char *p = out + n;
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        p -= 2;
+        p[0] = digits2[k];
+        p[1] = digits2[k + 1];
+    }
+    if (v >= 10) {
+        p -= 2;
+        p[0] = digits2[v * 2];
+        p[1] = digits2[v * 2 + 1];
+    } else {
+        *--p = (char)('0' + v);
+    }
     return n;
 }
 
@@ -130,10 +167,11 @@ size_t stageprof__fmt_us3(char *out, uint64_t ns)
 {
     size_t n = stageprof__fmt_u64(out, ns / 1000);
     unsigned frac = (unsigned)(ns % 1000);
+    unsigned lo = (frac % 100) * 2;
     out[n] = '.';
     out[n + 1] = (char)('0' + frac / 100);
-    out[n + 2] = (char)('0' + frac / 10 % 10);
-    out[n + 3] = (char)('0' + frac % 10);
+    out[n + 2] = digits2[lo];
+    out[n + 3] = digits2[lo + 1];
     return n + 4;
 }
 

@@ -207,6 +207,9 @@ STAGEPROF_TEST(directory_under_a_file_reports_enotdir)
     start_fake(sub, 0);
     record_some(5);
     ASSERT_EQ(stageprof_stop(), STAGEPROF_ENOTDIR);
+    stageprof_stats_t st = {.size = sizeof st};
+    stageprof_get_stats(&st);
+    ASSERT_EQ(st.write_errors, 1);
     /* Fix the cause; the kept events go out with the next flush. */
     ASSERT_EQ(unlink(file), 0);
     ASSERT_EQ(stageprof_flush(), 0);
@@ -245,7 +248,30 @@ STAGEPROF_TEST(sink_failure_hook_on_files)
     ASSERT_EQ(files_in(dir, ".json"), 1);
 }
 
+STAGEPROF_TEST(args_across_output_flushes_stay_valid)
+{
+    start_fake(NULL, 0);
+    char name[1001];
+    memset(name, 'n', 1000);
+    name[1000] = '\0';
+    /*
+     * Over 3 MiB of events, each a 1000-byte name and one small argument:
+     * the writer's 1 MiB output buffer nearly always fills between the
+     * name and the argument.
+     */
+    for (int i = 0; i < 3000; i++) {
+        STAGEPROF_SCOPE_DYN(s, name + i % 7, "compute");
+        STAGEPROF_ARG_INT(s, "i", i);
+    }
+    char *trace = write_to_string(NULL);
+    ASSERT_TRUE(strlen(trace) > (3u << 20));
+    ASSERT_NULL(strstr(trace, "{,"));
+    ASSERT_EQ(count_of(trace, "\"args\":{\"i\":"), 3000);
+    free(trace);
+}
+
 STAGEPROF_TEST_LIST(
+    STAGEPROF_CASE(args_across_output_flushes_stay_valid),
     STAGEPROF_CASE(runs_flows_counters_format),
     STAGEPROF_CASE(run_end_without_begin_counted_across_files),
     STAGEPROF_CASE(metadata_fields),
