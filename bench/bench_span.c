@@ -177,7 +177,7 @@ static int discard_write(void *ud, const void *data, size_t len)
 /* Write everything recorded into a discarding sink: buffers are released. */
 static void drain(void)
 {
-    struct sink s = {discard_write, &drained_bytes};
+    struct sink s = {discard_write, NULL, &drained_bytes};
     pthread_mutex_lock(&stageprof__g.wlock);
     int rc = stageprof__writer_write(&s, 0);
     pthread_mutex_unlock(&stageprof__g.wlock);

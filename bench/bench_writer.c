@@ -208,7 +208,7 @@ static struct result timed_write(int k)
     struct count_sink cs = {0};
     struct ring_sink rs = {0, ring, 0};
     struct fd_sink fs = {0, -1};
-    struct sink s = {discard_write, &cs};
+    struct sink s = {discard_write, NULL, &cs};
     uint64_t *bytes = &cs.bytes;
     const char *path = NULL;
     if (k == SINK_MEMCPY) {

@@ -499,18 +499,20 @@ static inline void stageprof_span_cleanup(stageprof_span_t *span)
 #define STAGEPROF_SCOPE(var, name, cat)                                        \
     static stageprof_site_t stageprof_site_##var =                             \
         STAGEPROF_SITE_INIT(name, cat);                                        \
-    stageprof_span_t var __attribute__((cleanup(stageprof_span_cleanup))) =    \
-        STAGEPROF_UNLIKELY(stageprof_is_active())                              \
-            ? stageprof_span_begin(&stageprof_site_##var)                      \
-            : stageprof_span_none()
+    stageprof_span_t var STAGEPROF_UNUSED                                      \
+        __attribute__((cleanup(stageprof_span_cleanup))) =                     \
+            STAGEPROF_UNLIKELY(stageprof_is_active())                          \
+                ? stageprof_span_begin(&stageprof_site_##var)                  \
+                : stageprof_span_none()
 
 #define STAGEPROF_SCOPE_DYN(var, name, cat)                                    \
     static stageprof_site_t stageprof_site_##var =                             \
         STAGEPROF_SITE_INIT("", cat);                                          \
-    stageprof_span_t var __attribute__((cleanup(stageprof_span_cleanup))) =    \
-        STAGEPROF_UNLIKELY(stageprof_is_active())                              \
-            ? stageprof_span_begin_name(&stageprof_site_##var, (name))         \
-            : stageprof_span_none()
+    stageprof_span_t var STAGEPROF_UNUSED                                      \
+        __attribute__((cleanup(stageprof_span_cleanup))) =                     \
+            STAGEPROF_UNLIKELY(stageprof_is_active())                          \
+                ? stageprof_span_begin_name(&stageprof_site_##var, (name))     \
+                : stageprof_span_none()
 
 #define STAGEPROF_SPAN_BEGIN(var, name, cat)                                   \
     static stageprof_site_t stageprof_site_##var =                             \

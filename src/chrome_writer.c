@@ -984,6 +984,8 @@ int stageprof__writer_write(struct sink *sink, int final)
     trailer(w, &t, misuse_run_end + run_end_bad, dropped_reported, nopen);
     out_flush(&w->out);
     int rc = w->out.err ? w->out.err : (w->oom ? STAGEPROF_ENOMEM : 0);
+    if (rc == 0 && sink->finish != NULL)
+        rc = sink->finish(sink->ud);
 
     pthread_mutex_lock(&stageprof__g.lock);
     if (rc == 0) {
@@ -1040,6 +1042,8 @@ struct file_sink {
     int fd;
     uint64_t written;
     uint64_t fsize_limit; /* RLIMIT_FSIZE, or UINT64_MAX */
+    const char *tmp;      /* rename tmp to path when finishing; NULL: no */
+    const char *path;
 };
 
 static int file_write(void *ud, const void *data, size_t len)
@@ -1065,6 +1069,19 @@ static int file_write(void *ud, const void *data, size_t len)
         fs->written += (uint64_t)n;
     }
     return 0;
+}
+
+/* Close the file and give it its final name; the fd is closed either way. */
+static int file_finish(void *ud)
+{
+    struct file_sink *fs = ud;
+    int rc = close(fs->fd) == 0 ? 0 : stageprof__translate_errno(errno);
+    fs->fd = -1;
+    if (rc == 0 && fail_err && fail_after == -2)
+        rc = fail_err; /* test hook: the rename fails */
+    if (rc == 0 && rename(fs->tmp, fs->path) != 0)
+        rc = stageprof__translate_errno(errno);
+    return rc;
 }
 
 /* mkdir -p; returns 0 or a STAGEPROF_E* code. */
@@ -1117,14 +1134,24 @@ static int pick_name(const char *dir, char *path, size_t len)
     return STAGEPROF_EIO;
 }
 
-int stageprof__writer_write_fd(int fd, int final)
+/* The trace into @fd; with @tmp, @fd is closed and @tmp renamed to @path
+ * before the events count as written. */
+static int write_fd(int fd, int final, const char *tmp, const char *path)
 {
     struct rlimit rl;
-    struct file_sink fs = {fd, 0, UINT64_MAX};
+    struct file_sink fs = {fd, 0, UINT64_MAX, tmp, path};
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         fs.fsize_limit = (uint64_t)rl.rlim_cur;
-    struct sink sink = {file_write, &fs};
-    return stageprof__writer_write(&sink, final);
+    struct sink sink = {file_write, tmp ? file_finish : NULL, &fs};
+    int rc = stageprof__writer_write(&sink, final);
+    if (fs.fd >= 0 && tmp != NULL)
+        close(fs.fd);
+    return rc;
+}
+
+int stageprof__writer_write_fd(int fd, int final)
+{
+    return write_fd(fd, final, NULL, NULL);
 }
 
 int stageprof__writer_write_file(int final)
@@ -1149,12 +1176,8 @@ int stageprof__writer_write_file(int final)
     }
     int counted = 0; /* the writer counts its own failures */
     if (rc == 0) {
-        rc = stageprof__writer_write_fd(fd, final);
+        rc = write_fd(fd, final, tmp, path);
         counted = rc != 0;
-        if (close(fd) != 0 && rc == 0)
-            rc = stageprof__translate_errno(errno);
-        if (rc == 0 && rename(tmp, path) != 0)
-            rc = stageprof__translate_errno(errno);
         if (rc != 0)
             unlink(tmp);
     }

@@ -299,8 +299,9 @@ static int start_locked(const stageprof_config_t *user)
     if (rc != 0)
         return rc;
 
+    /* The clock (and its anchor thread) only serves tracing. */
     const char *why;
-    if (stageprof__clock_open(conf.clock, &why) != 0)
+    if (conf.enable && stageprof__clock_open(conf.clock, &why) != 0)
         stageprof__log_conf(&conf, STAGEPROF_LOG_WARN,
                             "cannot start the clock thread: the TSC is "
                             "re-anchored only when a trace is written");

@@ -219,6 +219,9 @@ unsigned stageprof__site_resolve(stageprof_site_t *site);
  */
 struct sink {
     int (*write)(void *ud, const void *data, size_t len);
+    /* Called after the last write, before the events count as written:
+     * a failure here (closing, renaming) keeps them. May be NULL. */
+    int (*finish)(void *ud);
     void *ud;
 };
 

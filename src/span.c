@@ -290,7 +290,7 @@ static long arg_target(struct tbuf **tbp, const stageprof_span_t *span)
     struct tbuf *tb = stageprof__tls;
     if (span->owner != tb) {
         if (tb != NULL)
-            BUMP(&tb->mis_end_other);
+            BUMP(&tb->mis_arg);
         return -1;
     }
     *tbp = tb;

@@ -2,15 +2,17 @@
 """check_drops.py PROGRAM - run it_drops with a 16 KiB buffer budget.
 
 The trace must say it is incomplete and how many events were dropped (the
-same number stageprof_get_stats gives), still parse, and still hold
-balanced, properly nested spans: exactly those the library accepted, each
-thread's kept iterations forming an unbroken prefix.
+same number stageprof_get_stats gives, before and after the write), still
+parse, and still hold balanced, properly nested spans: exactly those the
+library accepted, each thread's kept iterations forming an unbroken prefix.
+Every kind of call made with the budget full counts one drop. A second
+trace must not report the same drops again.
 """
 import collections
 import sys
 
 import tracecheck as tc
-from tracecheck import ensure, short
+from tracecheck import ensure, short, to_ns
 
 
 def body(work):
@@ -42,6 +44,10 @@ def body(work):
     ensure(st["events_written"] == len(t.events) and
            st["traces_written"] == 1 and st["write_errors"] == 0,
            "stats %r" % st)
+    for kind, (calls, counted) in res["phase2"].items():
+        ensure(calls == counted, "%d %s calls with a full budget counted %d "
+               "drops" % (calls, kind, counted))
+    ensure(len(res["phase2"]) == 8, "phase2 %r" % res["phase2"])
     ensure(not any(s["misuse"].values()) and st["misuse"] == 0,
            "dropping is not misuse: %r" % s["misuse"])
     ensure(s["open_spans"] == 0, "spans left open: %r" % s)
@@ -55,15 +61,27 @@ def body(work):
     tc.check_expect_run(t)
 
     # Per thread, the kept iterations are 0..k-1: nothing lost in between.
+    # Only the last one may lack its arguments (the buffer filled up right
+    # after its begin; its end was reserved).
     per = collections.defaultdict(list)
     for ev in t.named("X", "outer"):
-        per[ev["tid"]].append(ev["args"]["i"])
+        per[ev["tid"]].append(ev)
     ensure(1 <= len(per) <= res["threads"], "outer spans from %d threads"
            % len(per))
-    for tid, its in per.items():
-        ensure(sorted(its) == list(range(len(its))),
-               "tid %d kept iterations %s..., not a prefix" %
-               (tid, sorted(its)[:10]))
+    for tid, evs in per.items():
+        evs.sort(key=lambda e: to_ns(e["ts"], "ts"))
+        for j, ev in enumerate(evs):
+            if "i" in ev["args"]:
+                ensure(ev["args"]["i"] == j, "tid %d kept iteration %d as "
+                       "its number %d: not a prefix" % (tid, ev["args"]["i"],
+                                                        j))
+            else:
+                ensure(j == len(evs) - 1, "an outer span lost its arguments "
+                       "before others were kept: %s" % short(ev))
+                ensure(j == 0 or ev["args"]["run"] ==
+                       evs[j - 1]["args"]["run"] + 1,
+                       "last kept span of tid %d is in the wrong run: %s"
+                       % (tid, short(ev)))
 
     # Runs: begun ones end unless counted open; no end without a begin.
     pairs = tc.check_async(t, allow_open=s["open_runs"])
@@ -73,7 +91,7 @@ def body(work):
     # Every thread registered (and is named) even if all it got was drops.
     names = tc.check_thread_names(t)
     ensure(sorted(names.values()) ==
-           ["drop-%d" % i for i in range(res["threads"])],
+           ["drop-%d" % i for i in range(res["threads"])] + ["drop-main"],
            "thread names %r" % sorted(names.values()))
     for ev in t.by_ph["C"]:
         ensure(isinstance(ev["args"]["value"], int), short(ev))

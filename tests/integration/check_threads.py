@@ -102,6 +102,12 @@ def body(work):
            "explicit-time span should last exactly 12.345 us: %s"
            % short(manual))
 
+    # Every span and instant carries the run the program put it in.
+    n = tc.check_expect_run(t)
+    ensure(n == sum(want.values()) - 1 + njobs,
+           "%d events carry expect_run, wanted every span but 'manual' and "
+           "every instant" % n)
+
     # Arguments arrive with their types and exact values.
     for ev in t.named("X", "early_outer"):
         ensure(ev["args"].get("k") in range(nearly), short(ev))
@@ -122,10 +128,6 @@ def body(work):
                "produce on the wrong thread: %s" % short(ev))
 
     # Runs: every span in its run, each run begun and ended once.
-    n = tc.check_expect_run(t)
-    ensure(n == sum(want.values()) - 1 + njobs,
-           "%d events carry expect_run, wanted every span but 'manual' and "
-           "every instant" % n)
     pairs = tc.check_async(t)
     got = {(c, int(i, 16), nm) for (c, i, nm) in pairs}
     want_runs = {("run", i, "job") for i in job_ids}

@@ -7,7 +7,9 @@
  * two arguments holding an "inner" span with one, a counter. The budget
  * fills after a few hundred records and the rest is dropped. The program
  * counts the spans the library accepted (a begin that returns a non-zero
- * span) so check_drops.py can demand exactly those in the trace.
+ * span) so check_drops.py can demand exactly those in the trace. Then, with
+ * the budget full and the workers gone, main makes a known number of calls
+ * of each kind, which must each add exactly one to the drop count.
  */
 #include "it_common.h"
 
@@ -18,6 +20,15 @@
 
 static uint64_t outer_kept[NTHREADS], inner_kept[NTHREADS];
 static pthread_barrier_t go; /* all threads race for the budget at once */
+
+static uint64_t dropped(void)
+{
+    stageprof_stats_t st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    IT_CHECK_RC(stageprof_get_stats(&st), 0);
+    return st.events_dropped;
+}
 
 static void *worker(void *arg)
 {
@@ -61,10 +72,47 @@ int main(int argc, char **argv)
         IT_CHECK(pthread_join(th[i], NULL) == 0);
     IT_CHECK(pthread_barrier_destroy(&go) == 0);
 
+    /*
+     * The budget is full now and nothing else records: every call below
+     * must be dropped and counted exactly once. "kind":[calls, counted].
+     */
+    stageprof_thread_set_name("drop-main");
+    printf("{\"phase2\":{");
+    static stageprof_site_t probe = STAGEPROF_SITE_INIT("probe", "data");
+    for (int kind = 0; kind < 8; kind++) {
+        static const char *const names[8] = {"span",    "span_name", "counter",
+                                             "instant", "flow",      "run",
+                                             "run_set", "complete"};
+        uint64_t before = dropped(), calls = 0;
+        for (int i = 0; i < 10 + kind; i++, calls++) {
+            stageprof_span_t sp = stageprof_span_none();
+            if (kind == 0)
+                sp = stageprof_span_begin(&probe);
+            else if (kind == 1)
+                sp = stageprof_span_begin_name(&probe, "dynamic");
+            else if (kind == 2)
+                stageprof_counter_set_double(&probe, i);
+            else if (kind == 3)
+                sp = stageprof_instant(&probe);
+            else if (kind == 4)
+                stageprof_flow_begin(&probe, (uint64_t)i + 1);
+            else if (kind == 5)
+                stageprof_run_begin(&probe, (uint64_t)i + 1);
+            else if (kind == 6)
+                stageprof_run_set_current((uint64_t)i + 100);
+            else
+                stageprof_span_complete(&probe, stageprof_now_ns(), 10);
+            IT_CHECK(sp.owner == NULL);
+        }
+        printf("%s\"%s\":[%" PRIu64 ",%" PRIu64 "]", kind ? "," : "",
+               names[kind], calls, dropped() - before);
+    }
+    printf("},");
+
     uint64_t outer = 0, inner = 0;
     for (int i = 0; i < NTHREADS; i++)
         outer += outer_kept[i], inner += inner_kept[i];
-    printf("{\"threads\":%d,\"iter\":%d,\"outer_kept\":%" PRIu64
+    printf("\"threads\":%d,\"iter\":%d,\"outer_kept\":%" PRIu64
            ",\"inner_kept\":%" PRIu64 ",",
            NTHREADS, ITER, outer, inner);
     /* The counts must not change when the trace is written... */

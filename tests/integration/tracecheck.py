@@ -124,6 +124,12 @@ def main(body):
         print("FAIL: %s" % e)
         print("(files kept in %s)" % work)
         sys.exit(1)
+    except Exception:  # a trace too broken for the checks' assumptions
+        import traceback
+        print("FAIL: checker error on this trace:\n%s"
+              % traceback.format_exc())
+        print("(files kept in %s)" % work)
+        sys.exit(1)
     shutil.rmtree(work, ignore_errors=True)
     print("PASS")
     sys.exit(0)

@@ -49,7 +49,7 @@ static inline char *write_to_string(int *rc_out)
 {
     struct mem_sink m;
     mem_init(&m);
-    struct sink s = {mem_write, &m};
+    struct sink s = {mem_write, NULL, &m};
     int rc = stageprof__writer_write(&s, 1);
     if (rc_out)
         *rc_out = rc;

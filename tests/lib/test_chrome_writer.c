@@ -138,7 +138,7 @@ STAGEPROF_TEST(failing_sink_keeps_data_for_retry)
         mem_init(&m);
         m.fail_after = after;
         m.fail_err = STAGEPROF_ENOSPC;
-        struct sink s = {mem_write, &m};
+        struct sink s = {mem_write, NULL, &m};
         ASSERT_EQ(stageprof__writer_write(&s, 0), STAGEPROF_ENOSPC);
         stageprof__sb_fini(&m.sb);
     }
@@ -270,7 +270,33 @@ STAGEPROF_TEST(args_across_output_flushes_stay_valid)
     free(trace);
 }
 
+STAGEPROF_TEST(failed_rename_keeps_events)
+{
+    char *dir = tmpdir();
+    start_fake(dir, 0);
+    record_some(7);
+    stageprof__writer_set_fail(STAGEPROF_EIO, -2); /* rename fails */
+    ASSERT_EQ(stageprof_flush(), STAGEPROF_EIO);
+    ASSERT_EQ(files_in(dir, ".json"), 0);
+    ASSERT_EQ(files_in(dir, ".tmp"), 0);
+    stageprof__writer_set_fail(0, 0);
+    ASSERT_EQ(stageprof_flush(), 0);
+    char path[4096];
+    ASSERT_EQ(stageprof_get_last_path(path, sizeof path), 0);
+    FILE *f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    static char text[1 << 16];
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    ASSERT_EQ(count_of(text, "\"name\":\"stage\""), 7);
+    stageprof_stats_t st = {.size = sizeof st};
+    stageprof_get_stats(&st);
+    ASSERT_EQ(st.write_errors, 1);
+    ASSERT_EQ(st.traces_written, 1);
+}
+
 STAGEPROF_TEST_LIST(
+    STAGEPROF_CASE(failed_rename_keeps_events),
     STAGEPROF_CASE(args_across_output_flushes_stay_valid),
     STAGEPROF_CASE(runs_flows_counters_format),
     STAGEPROF_CASE(run_end_without_begin_counted_across_files),
