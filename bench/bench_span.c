@@ -41,24 +41,8 @@
 /* Measured loops                                                           */
 /* ------------------------------------------------------------------------ */
 
-static BENCH_LOOP uint64_t span_scope(uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        STAGEPROF_SCOPE(span, "bench.scope", "compute");
-        BENCH_KEEP(i);
-    }
-    return n;
-}
-
-static BENCH_LOOP uint64_t span_begin_end(uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        STAGEPROF_SPAN_BEGIN(span, "bench.begin_end", "compute");
-        BENCH_KEEP(i);
-        STAGEPROF_SPAN_END(span);
-    }
-    return n;
-}
+#define SPAN_LOOP(name) span_##name
+#include "span_loops.h"
 
 /* ------------------------------------------------------------------------ */
 /* Buffer memory: chunk blocks recycled, warm or first-touch on demand      */

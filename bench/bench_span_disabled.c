@@ -12,24 +12,8 @@
 #include "bench.h"
 #include "stageprof.h"
 
-static BENCH_LOOP uint64_t out_scope(uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        STAGEPROF_SCOPE(span, "bench.scope", "compute");
-        BENCH_KEEP(i);
-    }
-    return n;
-}
-
-static BENCH_LOOP uint64_t out_begin_end(uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        STAGEPROF_SPAN_BEGIN(span, "bench.begin_end", "compute");
-        BENCH_KEEP(i);
-        STAGEPROF_SPAN_END(span);
-    }
-    return n;
-}
+#define SPAN_LOOP(name) out_##name
+#include "span_loops.h"
 
 int main(int argc, char **argv)
 {

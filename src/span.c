@@ -29,15 +29,37 @@ static inline struct rec *begin_record(struct tbuf *tb, size_t size)
     return r;
 }
 
-static inline stageprof_span_t push_span(struct tbuf *tb)
+/* Push a span opened at level @depth (== tb->depth) on the thread's stack. */
+static inline stageprof_span_t push_span(struct tbuf *tb, unsigned depth)
 {
-    stageprof_span_t s;
-    unsigned serial = ++tb->serial;
-    tb->stack_serial[tb->depth] = serial;
-    s.owner = tb;
-    s.depth = tb->depth++;
-    s.serial = serial;
-    return s;
+    unsigned serial = tb->serial + 1;
+    tb->serial = serial;
+    tb->stack_serial[depth] = serial;
+    tb->depth = depth + 1;
+    stageprof_span_t sp;
+    sp.owner = tb;
+    sp.depth = depth;
+    sp.serial = serial;
+    return sp;
+}
+
+/*
+ * Write a BEGIN record at @pos (room checked, reserve for its end included)
+ * and push the span on the thread's stack.
+ */
+static inline stageprof_span_t begin_write(struct tbuf *tb, unsigned char *pos,
+                                           unsigned depth,
+                                           stageprof_site_t *site,
+                                           uint64_t now)
+{
+    struct rec *r = (struct rec *)pos;
+    r->a = now;
+    r->b = (uintptr_t)site | REC_BEGIN;
+    pos += REC_SIZE;
+    tb->pos = pos;
+    tb->limit -= REC_SIZE;
+    tbuf_commit_at(tb, pos);
+    return push_span(tb, depth);
 }
 
 /* Every case the fast path below does not take: the general code. */
@@ -63,22 +85,7 @@ begin_slow(stageprof_site_t *site)
         }
         pos = tb->pos;
     }
-    struct rec *r = (struct rec *)pos;
-    r->a = clock_ticks();
-    r->b = (uintptr_t)site | REC_BEGIN;
-    pos += REC_SIZE;
-    tb->pos = pos;
-    tb->limit -= REC_SIZE;
-    tbuf_commit_at(tb, pos);
-    unsigned serial = tb->serial + 1;
-    tb->serial = serial;
-    tb->stack_serial[depth] = serial;
-    tb->depth = depth + 1;
-    stageprof_span_t s;
-    s.owner = tb;
-    s.depth = depth;
-    s.serial = serial;
-    return s;
+    return begin_write(tb, pos, depth, site, clock_ticks());
 }
 
 /*
@@ -101,22 +108,7 @@ stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
                  pos + 2 * REC_SIZE > tb->limit ||
                  LOAD_RELAXED(&stageprof__g.clock_mode) != CLOCK_MODE_TSC))
         return begin_slow(site);
-    struct rec *r = (struct rec *)pos;
-    r->a = tsc_ticks();
-    r->b = (uintptr_t)site | REC_BEGIN;
-    pos += REC_SIZE;
-    tb->pos = pos;
-    tb->limit -= REC_SIZE;
-    tbuf_commit_at(tb, pos);
-    unsigned serial = tb->serial + 1;
-    tb->serial = serial;
-    tb->stack_serial[depth] = serial;
-    tb->depth = depth + 1;
-    stageprof_span_t sp;
-    sp.owner = tb;
-    sp.depth = depth;
-    sp.serial = serial;
-    return sp;
+    return begin_write(tb, pos, depth, site, tsc_ticks());
 }
 
 /* Copy at most STAGEPROF_MAX_STRING bytes of @s; counts truncation. */
@@ -154,7 +146,7 @@ stageprof_span_t stageprof_span_begin_name(stageprof_site_t *site,
     r[1].b = 0;
     memcpy(&r[2], name, len);
     tbuf_commit(tb);
-    return push_span(tb);
+    return push_span(tb, tb->depth);
 }
 
 /* Write one END record into space reserved by its begin. */
