@@ -317,6 +317,24 @@ struct bench_variant {
     double best_ns, med_ns, best_rate;
 };
 
+/*
+ * The baseline rows every table starts with, on @nthreads threads; @sfx is
+ * appended to their keys ("" or "_2t") so tables can name them.
+ */
+#define BENCH_BASELINES(nthreads, sfx)                                         \
+    {.key = "empty" sfx,                                                       \
+     .label = "empty loop",                                                    \
+     .fn = bench_loop_empty,                                                   \
+     .threads = (nthreads)},                                                   \
+    {.key = "rdtsc2" sfx,                                                      \
+     .label = "two rdtsc",                                                     \
+     .fn = bench_loop_rdtsc2,                                                  \
+     .threads = (nthreads)},                                                   \
+    {.key = "clock2" sfx,                                                      \
+     .label = "two clock_gettime(MONOTONIC)",                                  \
+     .fn = bench_loop_clock2,                                                  \
+     .threads = (nthreads)}
+
 static uint64_t bench_sink __attribute__((unused));
 
 /* Iterations that take about @ms for @v (single-threaded trial). */

@@ -327,18 +327,7 @@ int main(int argc, char **argv)
 
     /* Phase A: compiled in, stageprof not started. */
     struct bench_variant a1[] = {
-        {.key = "empty",
-         .label = "empty loop",
-         .fn = bench_loop_empty,
-         .threads = 1},
-        {.key = "rdtsc2",
-         .label = "two rdtsc",
-         .fn = bench_loop_rdtsc2,
-         .threads = 1},
-        {.key = "clock2",
-         .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2,
-         .threads = 1},
+        BENCH_BASELINES(1, ""),
         {.key = "off_scope",
          .label = "off: STAGEPROF_SCOPE",
          .fn = span_scope,
@@ -354,18 +343,7 @@ int main(int argc, char **argv)
                 "empty", "rdtsc2");
 
     struct bench_variant a2[] = {
-        {.key = "empty_2t",
-         .label = "empty loop",
-         .fn = bench_loop_empty,
-         .threads = 2},
-        {.key = "rdtsc2_2t",
-         .label = "two rdtsc",
-         .fn = bench_loop_rdtsc2,
-         .threads = 2},
-        {.key = "clock2_2t",
-         .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2,
-         .threads = 2},
+        BENCH_BASELINES(2, "_2t"),
         {.key = "off_scope_2t",
          .label = "off: STAGEPROF_SCOPE",
          .fn = span_scope,
@@ -386,18 +364,7 @@ int main(int argc, char **argv)
     /* Per repetition: what fits the budget comfortably, drained after. */
     const uint64_t cap = 250000;
     struct bench_variant b1[] = {
-        {.key = "empty",
-         .label = "empty loop",
-         .fn = bench_loop_empty,
-         .threads = 1},
-        {.key = "rdtsc2",
-         .label = "two rdtsc",
-         .fn = bench_loop_rdtsc2,
-         .threads = 1},
-        {.key = "clock2",
-         .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2,
-         .threads = 1},
+        BENCH_BASELINES(1, ""),
         {.key = "on_scope",
          .label = "on: STAGEPROF_SCOPE",
          .fn = span_scope,
@@ -426,18 +393,7 @@ int main(int argc, char **argv)
     bench_table("B. tracing on - 1 thread", b1, nb1, "empty", "rdtsc2");
 
     struct bench_variant b2[] = {
-        {.key = "empty_2t",
-         .label = "empty loop",
-         .fn = bench_loop_empty,
-         .threads = 2},
-        {.key = "rdtsc2_2t",
-         .label = "two rdtsc",
-         .fn = bench_loop_rdtsc2,
-         .threads = 2},
-        {.key = "clock2_2t",
-         .label = "two clock_gettime(MONOTONIC)",
-         .fn = bench_loop_clock2,
-         .threads = 2},
+        BENCH_BASELINES(2, "_2t"),
         {.key = "on_scope_2t",
          .label = "on: STAGEPROF_SCOPE",
          .fn = span_scope,
