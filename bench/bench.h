@@ -326,14 +326,14 @@ struct bench_variant {
      .label = "empty loop",                                                    \
      .fn = bench_loop_empty,                                                   \
      .threads = (nthreads)},                                                   \
-    {.key = "rdtsc2" sfx,                                                      \
-     .label = "two rdtsc",                                                     \
-     .fn = bench_loop_rdtsc2,                                                  \
-     .threads = (nthreads)},                                                   \
-    {.key = "clock2" sfx,                                                      \
-     .label = "two clock_gettime(MONOTONIC)",                                  \
-     .fn = bench_loop_clock2,                                                  \
-     .threads = (nthreads)}
+        {.key = "rdtsc2" sfx,                                                  \
+         .label = "two rdtsc",                                                 \
+         .fn = bench_loop_rdtsc2,                                              \
+         .threads = (nthreads)},                                               \
+    {                                                                          \
+        .key = "clock2" sfx, .label = "two clock_gettime(MONOTONIC)",          \
+        .fn = bench_loop_clock2, .threads = (nthreads)                         \
+    }
 
 static uint64_t bench_sink __attribute__((unused));
 

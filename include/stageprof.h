@@ -86,12 +86,14 @@ extern "C" {
     XX(ERANGE, -13, "result does not fit")                                     \
     XX(ETHREAD, -14, "cannot start a background thread")
 
+/* clang-format off */
 enum stageprof_errno {
 #define STAGEPROF_ERRNO_ENUM_(name, value, msg) STAGEPROF_##name = value,
     STAGEPROF_ERRNO_MAP(STAGEPROF_ERRNO_ENUM_)
 #undef STAGEPROF_ERRNO_ENUM_
     STAGEPROF_ERRNO_END_ = -15 /* one past the last code; not an error */
 };
+/* clang-format on */
 
 /*
  * stageprof_strerror - a human-readable message for an error code.
@@ -176,16 +178,16 @@ typedef void (*stageprof_free_cb)(void *ptr, void *user_data);
  * library reads only the fields inside `size`.
  */
 typedef struct stageprof_config {
-    size_t size;             /* sizeof(stageprof_config_t), set by _init */
-    int enable;              /* STAGEPROF_ENABLE: 1 trace, 0 off; unset -1 */
-    const char *dir;         /* STAGEPROF_DIR; default ./inference_profiling */
-    long long buffer_bytes;  /* STAGEPROF_BUFFER_BYTES; default 64 MiB */
-    const char *categories;  /* STAGEPROF_CATEGORIES; default "*" (all) */
-    int clock;               /* STAGEPROF_CLOCK: auto|tsc|monotonic; unset -1 */
-    const char *log_file;    /* STAGEPROF_LOG_FILE: append diagnostics here */
+    size_t size;            /* sizeof(stageprof_config_t), set by _init */
+    int enable;             /* STAGEPROF_ENABLE: 1 trace, 0 off; unset -1 */
+    const char *dir;        /* STAGEPROF_DIR; default ./inference_profiling */
+    long long buffer_bytes; /* STAGEPROF_BUFFER_BYTES; default 64 MiB */
+    const char *categories; /* STAGEPROF_CATEGORIES; default "*" (all) */
+    int clock;              /* STAGEPROF_CLOCK: auto|tsc|monotonic; unset -1 */
+    const char *log_file;   /* STAGEPROF_LOG_FILE: append diagnostics here */
     const char *process_name; /* STAGEPROF_PROCESS_NAME; default: program */
-    stageprof_log_cb log_cb; /* diagnostics callback; NULL: none */
-    void *log_data;          /* passed to log_cb */
+    stageprof_log_cb log_cb;  /* diagnostics callback; NULL: none */
+    void *log_data;           /* passed to log_cb */
     stageprof_malloc_cb malloc_fn; /* allocator; NULL: malloc (no env var) */
     stageprof_free_cb free_fn;     /* matching free; NULL: free */
     void *alloc_data;              /* passed to malloc_fn and free_fn */
@@ -259,14 +261,14 @@ STAGEPROF_API int stageprof_get_last_path(char *buf, size_t len);
  * dashboards. Filled by stageprof_get_stats(); fields inside `size` only.
  */
 typedef struct stageprof_stats {
-    size_t size;              /* set by the caller to sizeof(stageprof_stats_t) */
-    uint64_t events_dropped;  /* events not recorded: buffer budget full */
-    uint64_t misuse;          /* API misuse, all kinds (see the trace) */
-    uint64_t bytes_buffered;  /* event buffer bytes in use now */
-    uint64_t threads;         /* threads that recorded since start */
-    uint64_t events_written;  /* events written to trace files, in total */
-    uint64_t traces_written;  /* trace files written */
-    uint64_t write_errors;    /* trace writes that failed */
+    size_t size; /* set by the caller to sizeof(stageprof_stats_t) */
+    uint64_t events_dropped; /* events not recorded: buffer budget full */
+    uint64_t misuse;         /* API misuse, all kinds (see the trace) */
+    uint64_t bytes_buffered; /* event buffer bytes in use now */
+    uint64_t threads;        /* threads that recorded since start */
+    uint64_t events_written; /* events written to trace files, in total */
+    uint64_t traces_written; /* trace files written */
+    uint64_t write_errors;   /* trace writes that failed */
 } stageprof_stats_t;
 
 /*
@@ -312,15 +314,17 @@ STAGEPROF_API void stageprof_thread_set_sort_index(int index);
  * Name and category are kept by pointer: they must live forever.
  */
 typedef struct STAGEPROF_ALIGN16 stageprof_site {
-    const char *name;      /* span, instant, counter, flow or run name */
-    const char *category;  /* triage bucket; NULL writes "default" */
-    const char *file;      /* source file */
-    unsigned line;         /* source line */
-    unsigned filter;       /* private: cached category decision */
+    const char *name;     /* span, instant, counter, flow or run name */
+    const char *category; /* triage bucket; NULL writes "default" */
+    const char *file;     /* source file */
+    unsigned line;        /* source line */
+    unsigned filter;      /* private: cached category decision */
 } stageprof_site_t;
 
 #define STAGEPROF_SITE_INIT(name, category)                                    \
-    { (name), (category), __FILE__, __LINE__, 0 }
+    {                                                                          \
+        (name), (category), __FILE__, __LINE__, 0                              \
+    }
 
 /*
  * stageprof_span_t - a span (or instant) being recorded, by value in the
@@ -444,8 +448,7 @@ STAGEPROF_API void stageprof_flow_end(stageprof_site_t *site, uint64_t id);
  * current) carries args.run = @run_id. A run may cross threads: other
  * threads adopt it with stageprof_run_set_current().
  */
-STAGEPROF_API void stageprof_run_begin(stageprof_site_t *site,
-                                       uint64_t run_id);
+STAGEPROF_API void stageprof_run_begin(stageprof_site_t *site, uint64_t run_id);
 
 /*
  * stageprof_run_end - end a run, from any thread. Clears the calling
@@ -567,13 +570,13 @@ static inline void stageprof_span_cleanup(stageprof_span_t *span)
     STAGEPROF_SITE_CALL_(name, cat,                                            \
                          (void)stageprof_instant(&STAGEPROF_SITE_VAR_))
 #define STAGEPROF_COUNTER_INT(name, value)                                     \
-    STAGEPROF_SITE_CALL_(name, "counter",                                      \
-                         stageprof_counter_set_int(&STAGEPROF_SITE_VAR_,       \
-                                                   (int64_t)(value)))
+    STAGEPROF_SITE_CALL_(                                                      \
+        name, "counter",                                                       \
+        stageprof_counter_set_int(&STAGEPROF_SITE_VAR_, (int64_t)(value)))
 #define STAGEPROF_COUNTER_DOUBLE(name, value)                                  \
-    STAGEPROF_SITE_CALL_(name, "counter",                                      \
-                         stageprof_counter_set_double(&STAGEPROF_SITE_VAR_,    \
-                                                      (double)(value)))
+    STAGEPROF_SITE_CALL_(                                                      \
+        name, "counter",                                                       \
+        stageprof_counter_set_double(&STAGEPROF_SITE_VAR_, (double)(value)))
 #define STAGEPROF_FLOW_BEGIN(name, id)                                         \
     STAGEPROF_SITE_CALL_(name, "flow",                                         \
                          stageprof_flow_begin(&STAGEPROF_SITE_VAR_, (id)))
@@ -614,12 +617,10 @@ static inline void stageprof_span_cleanup(stageprof_span_t *span)
 #define STAGEPROF_SPAN_END(var) ((void)(var))
 #define STAGEPROF_SPAN_COMPLETE(name, cat, start_ns, dur_ns)                   \
     (STAGEPROF_USE_(start_ns), STAGEPROF_USE_(dur_ns))
-#define STAGEPROF_ARG_INT(var, key, value)                                     \
-    ((void)(var), STAGEPROF_USE_(value))
+#define STAGEPROF_ARG_INT(var, key, value) ((void)(var), STAGEPROF_USE_(value))
 #define STAGEPROF_ARG_DOUBLE(var, key, value)                                  \
     ((void)(var), STAGEPROF_USE_(value))
-#define STAGEPROF_ARG_STR(var, key, value)                                     \
-    ((void)(var), STAGEPROF_USE_(value))
+#define STAGEPROF_ARG_STR(var, key, value) ((void)(var), STAGEPROF_USE_(value))
 #define STAGEPROF_INSTANT(name, cat) ((void)0)
 #define STAGEPROF_COUNTER_INT(name, value) STAGEPROF_USE_(value)
 #define STAGEPROF_COUNTER_DOUBLE(name, value) STAGEPROF_USE_(value)

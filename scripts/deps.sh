@@ -13,10 +13,10 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-# Debian packages: the toolchain, the test tools, the browser for the
-# trace-viewer test.
+# Debian packages: the toolchain, the test tools (clang-format checks the
+# code's layout), the browser for the trace-viewer test.
 packages="build-essential cmake pkg-config python3 valgrind git
-ca-certificates nodejs npm chromium"
+ca-certificates clang-format nodejs npm chromium"
 
 # have_package NAME - the package is installed, or (for tools that may come
 # from another source, e.g. a nodejs that bundles npm) its program is.
@@ -31,6 +31,7 @@ have_package() {
     python3) command -v python3 >/dev/null 2>&1 ;;
     chromium) command -v chromium >/dev/null 2>&1 ;;
     cmake) command -v cmake >/dev/null 2>&1 ;;
+    clang-format) command -v clang-format >/dev/null 2>&1 ;;
     git) command -v git >/dev/null 2>&1 ;;
     *) return 1 ;;
     esac

@@ -183,13 +183,13 @@ struct argref {
 
 /* An open span of the thread being written. */
 struct pend {
-    uint64_t ns;                 /* begin, monotonic ns */
+    uint64_t ns; /* begin, monotonic ns */
     const stageprof_site_t *site;
-    const char *dyn;             /* run-time name, or NULL */
+    const char *dyn; /* run-time name, or NULL */
     size_t dyn_len;
     uint64_t run;
-    int args_head, args_tail;    /* argref list */
-    int carried;                 /* begun in an earlier file */
+    int args_head, args_tail; /* argref list */
+    int carried;              /* begun in an earlier file */
 };
 
 /* Per-thread snapshot taken under tbuf.lock. */
@@ -214,18 +214,18 @@ struct writer {
     struct out out;
     struct frags frags;
     struct clock_map clock;
-    uint64_t base;               /* base monotonic ns */
+    uint64_t base; /* base monotonic ns */
     int pid;
     int fixed_ids;
     struct pend stack[STAGEPROF_MAX_DEPTH * 2];
     int depth;
     struct argref *args;
     int nargs, args_cap;
-    const struct rec *instant;   /* instant waiting for its args */
+    const struct rec *instant; /* instant waiting for its args */
     uint64_t instant_run;
     int inst_args_head, inst_args_tail;
     struct u64vec run_begins, run_ends;
-    uint64_t open_spans;         /* spans written as "B" */
+    uint64_t open_spans; /* spans written as "B" */
     int oom;
     char num[64];
     char pt[64];   /* ,"pid":..,"tid":.. of pt_tid */
@@ -525,8 +525,7 @@ static void emit_pair(struct writer *w, int tid, const struct rec *r,
     if (kind == REC_RUN) {
         if (phase == RUN_SET)
             return;
-        vec_push(w, phase == RUN_BEGIN ? &w->run_begins : &w->run_ends,
-                 r[1].a);
+        vec_push(w, phase == RUN_BEGIN ? &w->run_begins : &w->run_ends, r[1].a);
         p = ev_open(w, run_ph[phase & 1], 10);
         run = r[1].a;
     } else {
@@ -718,26 +717,25 @@ static void header(struct writer *w, int final)
         stageprof__sb_adds(&sb, ",\"why_not_tsc\":");
         stageprof__json_str(&sb, why, strlen(why));
     }
-    stageprof__sb_addf(&sb,
-                       "},\"config\":{\"enable\":%d,\"dir\":", c->enable);
+    stageprof__sb_addf(&sb, "},\"config\":{\"enable\":%d,\"dir\":", c->enable);
     const char *dir = c->dir ? c->dir : "";
     stageprof__json_str(&sb, dir, strlen(dir));
-    stageprof__sb_addf(&sb, ",\"buffer_bytes\":%lld,\"categories\":",
-                       c->buffer_bytes);
+    stageprof__sb_addf(
+        &sb, ",\"buffer_bytes\":%lld,\"categories\":", c->buffer_bytes);
     const char *cats = c->categories ? c->categories : "*";
     stageprof__json_str(&sb, cats, strlen(cats));
     static const char *const clock_names[] = {"auto", "tsc", "monotonic"};
-    stageprof__sb_addf(&sb,
-                       ",\"clock\":\"%s\",\"sources\":{\"enable\":\"%s\","
-                       "\"dir\":\"%s\",\"buffer_bytes\":\"%s\","
-                       "\"categories\":\"%s\",\"clock\":\"%s\"}}",
-                       clock_names[c->clock >= 0 && c->clock <= 2 ? c->clock
-                                                                  : 0],
-                       c->src_enable ? c->src_enable : "default",
-                       c->src_dir ? c->src_dir : "default",
-                       c->src_buffer_bytes ? c->src_buffer_bytes : "default",
-                       c->src_categories ? c->src_categories : "default",
-                       c->src_clock ? c->src_clock : "default");
+    stageprof__sb_addf(
+        &sb,
+        ",\"clock\":\"%s\",\"sources\":{\"enable\":\"%s\","
+        "\"dir\":\"%s\",\"buffer_bytes\":\"%s\","
+        "\"categories\":\"%s\",\"clock\":\"%s\"}}",
+        clock_names[c->clock >= 0 && c->clock <= 2 ? c->clock : 0],
+        c->src_enable ? c->src_enable : "default",
+        c->src_dir ? c->src_dir : "default",
+        c->src_buffer_bytes ? c->src_buffer_bytes : "default",
+        c->src_categories ? c->src_categories : "default",
+        c->src_clock ? c->src_clock : "default");
     stageprof__sb_adds(&sb, ",\"warnings\":[");
     for (int i = 0; i < c->nwarnings; i++) {
         if (i)
@@ -1123,8 +1121,8 @@ static int pick_name(const char *dir, char *path, size_t len)
             k = snprintf(path, len, "%s/workflow_execution_%s_%d.json", dir,
                          stamp, (int)getpid());
         else
-            k = snprintf(path, len, "%s/workflow_execution_%s_%d_%d.json",
-                         dir, stamp, (int)getpid(), n);
+            k = snprintf(path, len, "%s/workflow_execution_%s_%d_%d.json", dir,
+                         stamp, (int)getpid(), n);
         if (k < 0 || (size_t)k >= len)
             return STAGEPROF_ERANGE;
         struct stat st;

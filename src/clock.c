@@ -36,17 +36,17 @@
 #define CALIBRATE_NS 2000000ull
 
 static struct {
-    pthread_mutex_t lock;     /* anchors, thread state */
-    pthread_cond_t wake;      /* stops the anchor thread */
+    pthread_mutex_t lock; /* anchors, thread state */
+    pthread_cond_t wake;  /* stops the anchor thread */
     struct clock_anchor anchors[MAX_ANCHORS];
     int nanchors;
-    int decided;              /* mode fixed for the process */
-    double hz;                /* TSC ticks per second (calibration) */
-    const char *why;          /* why TSC was not used, or NULL */
+    int decided;     /* mode fixed for the process */
+    double hz;       /* TSC ticks per second (calibration) */
+    const char *why; /* why TSC was not used, or NULL */
     pthread_t thread;
     int thread_running;
     int thread_stop;
-    uint64_t (*fake)(void);   /* test hook */
+    uint64_t (*fake)(void); /* test hook */
 } clk = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -186,8 +186,7 @@ static int tsc_usable(const char **why)
 
 static void add_anchor_locked(struct clock_anchor a)
 {
-    if (clk.nanchors > 0 &&
-        a.ticks <= clk.anchors[clk.nanchors - 1].ticks)
+    if (clk.nanchors > 0 && a.ticks <= clk.anchors[clk.nanchors - 1].ticks)
         return;
     if (clk.nanchors == MAX_ANCHORS) {
         /* Keep the first and every other one after it. */
@@ -303,7 +302,8 @@ void stageprof__clock_close(void)
 }
 
 /* Fixed-point slope of the segment from @a to @b, ns per tick << 32. */
-static uint64_t slope(const struct clock_anchor *a, const struct clock_anchor *b)
+static uint64_t slope(const struct clock_anchor *a,
+                      const struct clock_anchor *b)
 {
     return (uint64_t)(((unsigned __int128)(b->ns - a->ns) << 32) /
                       (b->ticks - a->ticks));
@@ -365,7 +365,8 @@ uint64_t stageprof__clock_map_ns(struct clock_map *m, uint64_t t)
         return 0;
     if (t < m->a[0].ticks) {
         uint64_t back = (uint64_t)(((unsigned __int128)(m->a[0].ticks - t) *
-                                    m->default_mult) >> 32);
+                                    m->default_mult) >>
+                                   32);
         return m->a[0].ns > back ? m->a[0].ns - back : 0;
     }
     if (m->seg < 0 || t < m->lo || t >= m->hi)
@@ -398,7 +399,7 @@ const char *stageprof__clock_name(void)
 double stageprof__clock_tsc_hz(void)
 {
     return LOAD_RELAXED(&stageprof__g.clock_mode) == CLOCK_MODE_TSC ? clk.hz
-                                                                     : 0.0;
+                                                                    : 0.0;
 }
 
 int stageprof__clock_anchor_count(void)

@@ -43,11 +43,28 @@ int stageprof__parse_size(const char *s, long long *out)
         return STAGEPROF_ERANGE;
     int shift = 0;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case 't': case 'T': shift = 40; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        end++;
+        break;
+    default:
+        break;
     }
     if (shift && (*end == 'i' || *end == 'I'))
         end++;
@@ -224,9 +241,9 @@ static void resolve_enable(const stageprof_config_t *api, struct conf *out)
              "not 0 or 1");
         return;
     }
-    const char *v = pick_str(NULL, "STAGEPROF_ENABLE",
-                             "ENABLE_WORKFLOWS_PROFILING", &out->src_enable,
-                             &ename);
+    const char *v =
+        pick_str(NULL, "STAGEPROF_ENABLE", "ENABLE_WORKFLOWS_PROFILING",
+                 &out->src_enable, &ename);
     if (v != NULL && stageprof__parse_bool(v, &out->enable) != 0) {
         warn(out, "invalid %s value \"%s\": tracing stays off", ename, v);
         out->enable = 0;
@@ -267,9 +284,9 @@ static void resolve_buffer(const stageprof_config_t *api, struct conf *out)
 static int resolve_categories(const stageprof_config_t *api, struct conf *out)
 {
     const char *ename;
-    const char *v = pick_str(api ? api->categories : NULL,
-                             "STAGEPROF_CATEGORIES", NULL,
-                             &out->src_categories, &ename);
+    const char *v =
+        pick_str(api ? api->categories : NULL, "STAGEPROF_CATEGORIES", NULL,
+                 &out->src_categories, &ename);
     if (v != NULL) {
         int rc = stageprof__parse_categories(v, out);
         if (rc == STAGEPROF_ENOMEM)
@@ -323,14 +340,20 @@ static int resolve_dir(const stageprof_config_t *api, struct conf *out)
     if (v != NULL) {
         struct stat st;
         if (v[0] == '\0') {
-            warn(out, "invalid %s value \"%s\" (empty): using "
-                      STAGEPROF_DEFAULT_DIR, ename, v);
+            warn(
+                out,
+                "invalid %s value \"%s\" (empty): using " STAGEPROF_DEFAULT_DIR,
+                ename, v);
         } else if (strlen(v) > 3000) {
-            warn(out, "invalid %s value \"%.40s...\" (too long): using "
-                      STAGEPROF_DEFAULT_DIR, ename, v);
+            warn(out,
+                 "invalid %s value \"%.40s...\" (too long): "
+                 "using " STAGEPROF_DEFAULT_DIR,
+                 ename, v);
         } else if (stat(v, &st) == 0 && !S_ISDIR(st.st_mode)) {
-            warn(out, "invalid %s value \"%s\" (exists and is not a "
-                      "directory): using " STAGEPROF_DEFAULT_DIR, ename, v);
+            warn(out,
+                 "invalid %s value \"%s\" (exists and is not a "
+                 "directory): using " STAGEPROF_DEFAULT_DIR,
+                 ename, v);
         } else {
             return dup_into(&out->dir, v);
         }

@@ -180,10 +180,9 @@ static void log_emit(stageprof_log_cb cb, void *data, const char *file,
         int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd >= 0) {
             char line[1200];
-            int n = snprintf(line, sizeof line, "stageprof[%d]: %s: %s\n",
-                             (int)getpid(),
-                             level_names[level >= 0 && level <= 2 ? level : 0],
-                             msg);
+            int n = snprintf(
+                line, sizeof line, "stageprof[%d]: %s: %s\n", (int)getpid(),
+                level_names[level >= 0 && level <= 2 ? level : 0], msg);
             if (n > (int)sizeof line - 1)
                 n = (int)sizeof line - 1;
             ssize_t w = write(fd, line, (size_t)n);
@@ -323,7 +322,8 @@ static int start_locked(const stageprof_config_t *user)
         stageprof__g.atexit_registered = 1;
     stageprof__g.started = 1;
     stageprof__g.ever_started = 1;
-    STORE_RELEASE(&stageprof_hot_state, conf.enable ? STATE_TRACING : STATE_OFF);
+    STORE_RELEASE(&stageprof_hot_state,
+                  conf.enable ? STATE_TRACING : STATE_OFF);
     if (conf.enable)
         stageprof__log(STAGEPROF_LOG_INFO,
                        "tracing on: clock %s, buffer %lld bytes, traces in %s",
@@ -431,8 +431,7 @@ void stageprof_process_set_name(const char *name)
     if (name == NULL)
         return;
     pthread_mutex_lock(&stageprof__g.lock);
-    snprintf(stageprof__g.proc_name, sizeof stageprof__g.proc_name, "%s",
-             name);
+    snprintf(stageprof__g.proc_name, sizeof stageprof__g.proc_name, "%s", name);
     pthread_mutex_unlock(&stageprof__g.lock);
 }
 

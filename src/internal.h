@@ -116,13 +116,13 @@ struct clock_anchor {
  * per conversion, the current segment cached.
  */
 struct clock_map {
-    int mode;                 /* CLOCK_MODE_* at snapshot time */
-    struct clock_anchor *a;   /* owned copy */
+    int mode;               /* CLOCK_MODE_* at snapshot time */
+    struct clock_anchor *a; /* owned copy */
     int n;
-    int seg;                  /* cached segment, -1 none */
-    uint64_t lo, hi;          /* ticks range of seg */
-    uint64_t base_ns, mult;   /* ns at lo; ns per tick << 32 */
-    uint64_t default_mult;    /* from the calibration */
+    int seg;                /* cached segment, -1 none */
+    uint64_t lo, hi;        /* ticks range of seg */
+    uint64_t base_ns, mult; /* ns at lo; ns per tick << 32 */
+    uint64_t default_mult;  /* from the calibration */
 };
 void stageprof__clock_map_open(struct clock_map *m);
 uint64_t stageprof__clock_map_ns(struct clock_map *m, uint64_t ticks);
@@ -164,36 +164,36 @@ struct global {
     unsigned filter_token; /* site->filter value meaning "recorded" */
     char pad_[56];
     /* cold: under lock */
-    pthread_mutex_t lock;     /* session, config, registry */
-    pthread_mutex_t wlock;    /* one writer at a time */
-    int started;              /* a session exists (tracing or not) */
-    int ever_started;         /* some session existed */
+    pthread_mutex_t lock;  /* session, config, registry */
+    pthread_mutex_t wlock; /* one writer at a time */
+    int started;           /* a session exists (tracing or not) */
+    int ever_started;      /* some session existed */
     int atexit_registered;
-    struct conf conf;         /* configuration in force */
-    uint64_t base_mono_ns;    /* trace time base */
+    struct conf conf;      /* configuration in force */
+    uint64_t base_mono_ns; /* trace time base */
     uint64_t base_real_ns;
-    uint64_t chunk_bytes;     /* size of one buffer chunk (atomic) */
-    uint64_t budget;          /* buffer_bytes in force (atomic) */
-    uint64_t bytes_in_use;    /* chunks allocated (atomic) */
-    struct tbuf *threads;     /* registry of thread buffers */
+    uint64_t chunk_bytes;  /* size of one buffer chunk (atomic) */
+    uint64_t budget;       /* buffer_bytes in force (atomic) */
+    uint64_t bytes_in_use; /* chunks allocated (atomic) */
+    struct tbuf *threads;  /* registry of thread buffers */
     uint64_t threads_seen;
-    uint64_t lost_no_tbuf;    /* events lost: no thread buffer (atomic) */
-    uint64_t misuse_no_tbuf;  /* span ended on a thread that never recorded */
-    uint64_t misuse_run_end;  /* run ends without a begin (writer) */
-    struct counts retired;    /* counters of thread buffers already freed */
+    uint64_t lost_no_tbuf;   /* events lost: no thread buffer (atomic) */
+    uint64_t misuse_no_tbuf; /* span ended on a thread that never recorded */
+    uint64_t misuse_run_end; /* run ends without a begin (writer) */
+    struct counts retired;   /* counters of thread buffers already freed */
     uint64_t events_written, traces_written, write_errors;
     char last_path[4096];
-    char proc_name[256];      /* stageprof_process_set_name */
+    char proc_name[256]; /* stageprof_process_set_name */
     /* writer: runs begun and not yet ended in earlier files (under wlock) */
     uint64_t *open_runs;
     size_t nopen_runs;
     uint64_t dropped_reported; /* drops already reported in a trace */
-    int file_seq;             /* suffix counter for same-second names */
+    int file_seq;              /* suffix counter for same-second names */
     /* allocator */
     stageprof_malloc_cb malloc_fn;
     stageprof_free_cb free_fn;
     void *alloc_data;
-    uint64_t live_allocs;     /* outstanding allocations (atomic) */
+    uint64_t live_allocs; /* outstanding allocations (atomic) */
 };
 
 extern struct global stageprof__g;

@@ -49,8 +49,7 @@ static inline stageprof_span_t push_span(struct tbuf *tb, unsigned depth)
  */
 static inline stageprof_span_t begin_write(struct tbuf *tb, unsigned char *pos,
                                            unsigned depth,
-                                           stageprof_site_t *site,
-                                           uint64_t now)
+                                           stageprof_site_t *site, uint64_t now)
 {
     struct rec *r = (struct rec *)pos;
     r->a = now;

@@ -41,8 +41,7 @@ void stageprof__sysinfo_program(char *buf, size_t len)
     buf[strcspn(buf, "\n")] = '\0';
 }
 
-static void json_member_str(struct strbuf *sb, const char *key,
-                            const char *val)
+static void json_member_str(struct strbuf *sb, const char *key, const char *val)
 {
     stageprof__sb_addf(sb, ",\"%s\":", key);
     if (val == NULL)

@@ -85,20 +85,20 @@ struct chunk {
     size_t used;           /* committed bytes (owner release, reader acquire) */
     size_t read;           /* bytes already written (writer only) */
     uint64_t pad_;
-    unsigned char data[];  /* records, 16-byte aligned */
+    unsigned char data[]; /* records, 16-byte aligned */
 };
 
 struct tbuf {
     /* hot: owner thread only (pos and limit apart, so that updates of both
      * stay two scalar stores the next record can read back directly) */
-    unsigned char *pos;    /* next record goes here */
-    struct chunk *cur;     /* chunk being written; NULL before the first */
-    unsigned char *limit;  /* end of cur minus the reserve of open spans */
-    unsigned depth;        /* open recorded spans */
-    unsigned serial;       /* last span serial handed out */
-    uint64_t run;          /* current run, 0 none */
+    unsigned char *pos;   /* next record goes here */
+    struct chunk *cur;    /* chunk being written; NULL before the first */
+    unsigned char *limit; /* end of cur minus the reserve of open spans */
+    unsigned depth;       /* open recorded spans */
+    unsigned serial;      /* last span serial handed out */
+    uint64_t run;         /* current run, 0 none */
     unsigned char *after_instant; /* pos just after the last instant */
-    unsigned instant_serial; /* serial of that instant */
+    unsigned instant_serial;      /* serial of that instant */
     unsigned stack_serial[STAGEPROF_MAX_DEPTH]; /* serial per open level */
 
     /* counters: written by the owner (relaxed), read by anyone */
@@ -111,20 +111,20 @@ struct tbuf {
     uint64_t truncated;     /* strings cut to STAGEPROF_MAX_STRING */
 
     /* cold: under lock */
-    pthread_mutex_t lock;  /* chain links, name */
-    struct chunk *head;    /* oldest chunk not yet written */
-    int tid;               /* kernel thread id */
-    int sort_index;        /* thread_sort_index, when has_sort */
+    pthread_mutex_t lock; /* chain links, name */
+    struct chunk *head;   /* oldest chunk not yet written */
+    int tid;              /* kernel thread id */
+    int sort_index;       /* thread_sort_index, when has_sort */
     int has_sort;
-    int exited;            /* the thread has exited (atomic) */
+    int exited; /* the thread has exited (atomic) */
     char name[STAGEPROF_NAME_MAX];
-    struct tbuf *next;     /* registry (stageprof__g.threads) */
+    struct tbuf *next; /* registry (stageprof__g.threads) */
 
     /* writer state, kept between trace files */
-    unsigned wr_open;      /* spans whose begin went into an earlier file */
+    unsigned wr_open; /* spans whose begin went into an earlier file */
     uint64_t wr_open_run[STAGEPROF_MAX_DEPTH]; /* their runs, for "E" */
-    uint64_t wr_run;       /* current run at the point already written */
-    uint64_t seq;          /* registration order, for fixed test ids */
+    uint64_t wr_run; /* current run at the point already written */
+    uint64_t seq;    /* registration order, for fixed test ids */
 };
 
 /* The calling thread's buffer, or NULL before its first event. */

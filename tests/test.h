@@ -32,7 +32,10 @@ struct stageprof_test_case {
 };
 
 #define STAGEPROF_TEST(name) static void test_##name(void)
-#define STAGEPROF_CASE(name) {#name, test_##name}
+#define STAGEPROF_CASE(name)                                                   \
+    {                                                                          \
+#name, test_##name                                                     \
+    }
 
 #define TEST_FAIL_(fmt, ...)                                                   \
     do {                                                                       \
@@ -94,8 +97,9 @@ struct stageprof_test_case {
     do {                                                                       \
         const char *h_ = (hay), *n_ = (needle);                                \
         if (h_ == NULL || strstr(h_, n_) == NULL)                              \
-            TEST_FAIL_("assertion failed: %s contains \"%s\" (got \"%.400s\")", \
-                       #hay, n_, h_ ? h_ : "(null)");                          \
+            TEST_FAIL_(                                                        \
+                "assertion failed: %s contains \"%s\" (got \"%.400s\")", #hay, \
+                n_, h_ ? h_ : "(null)");                                       \
     } while (0)
 
 #define STAGEPROF_SKIP(reason)                                                 \
@@ -109,7 +113,8 @@ struct stageprof_test_case {
         __VA_ARGS__};                                                          \
     int main(int argc, char **argv)                                            \
     {                                                                          \
-        size_t n_ = sizeof stageprof_test_cases_ / sizeof stageprof_test_cases_[0]; \
+        size_t n_ =                                                            \
+            sizeof stageprof_test_cases_ / sizeof stageprof_test_cases_[0];    \
         for (size_t i_ = 0; i_ < n_; i_++) {                                   \
             if (argc > 1 && strcmp(argv[1], stageprof_test_cases_[i_].name))   \
                 continue;                                                      \

@@ -13,12 +13,12 @@
 #include <stdint.h>
 
 struct strbuf {
-    char *buf;   /* NUL-terminated contents, NULL until the first append */
-    size_t len;  /* bytes used, without the NUL */
-    size_t cap;  /* bytes allocated */
-    int oom;     /* an allocation failed: contents are incomplete */
-    void *(*alloc)(size_t);   /* NULL: malloc */
-    void (*release)(void *);  /* NULL: free */
+    char *buf;  /* NUL-terminated contents, NULL until the first append */
+    size_t len; /* bytes used, without the NUL */
+    size_t cap; /* bytes allocated */
+    int oom;    /* an allocation failed: contents are incomplete */
+    void *(*alloc)(size_t);  /* NULL: malloc */
+    void (*release)(void *); /* NULL: free */
 };
 
 void stageprof__sb_init(struct strbuf *sb, void *(*alloc)(size_t),

@@ -51,14 +51,14 @@ STAGEPROF_TEST(runs_flows_counters_format)
     stageprof_process_set_name("unit");
     stageprof_thread_set_name("main");
     start_fake(NULL, 0);
-    STAGEPROF_RUN_BEGIN("frame", 255);   /* 1 */
-    STAGEPROF_FLOW_BEGIN("queue", 255);  /* 2 */
-    STAGEPROF_COUNTER_INT("depth", -2);  /* 3 */
+    STAGEPROF_RUN_BEGIN("frame", 255);      /* 1 */
+    STAGEPROF_FLOW_BEGIN("queue", 255);     /* 2 */
+    STAGEPROF_COUNTER_INT("depth", -2);     /* 3 */
     STAGEPROF_COUNTER_DOUBLE("load", 0.25); /* 4 */
-    STAGEPROF_FLOW_STEP("queue", 255);   /* 5 */
-    STAGEPROF_FLOW_END("queue", 255);    /* 6 */
-    STAGEPROF_RUN_END("frame", 255);     /* 7 */
-    STAGEPROF_INSTANT("idle", "engine"); /* 8: outside any run */
+    STAGEPROF_FLOW_STEP("queue", 255);      /* 5 */
+    STAGEPROF_FLOW_END("queue", 255);       /* 6 */
+    STAGEPROF_RUN_END("frame", 255);        /* 7 */
+    STAGEPROF_INSTANT("idle", "engine");    /* 8: outside any run */
     char *trace = write_to_string(NULL);
     char *ev = events_of(trace);
     const char *want =
@@ -115,13 +115,19 @@ STAGEPROF_TEST(metadata_fields)
     record_some(3);
     char *trace = write_to_string(NULL);
     const char *keys[] = {"{\"stageprof\":{\"format\":1,\"version\":\"",
-                          "\"host\":", "\"cpu_model\":", "\"cores\":",
-                          "\"kernel\":", "\"command_line\":[", "\"clock\":{"
-                          "\"source\":\"", "\"config\":{\"enable\":1,",
+                          "\"host\":",
+                          "\"cpu_model\":",
+                          "\"cores\":",
+                          "\"kernel\":",
+                          "\"command_line\":[",
+                          "\"clock\":{"
+                          "\"source\":\"",
+                          "\"config\":{\"enable\":1,",
                           "\"categories\":\"compute,-io\"",
                           "\"sources\":{\"enable\":\"api\"",
                           "\"time_base\":{\"unix_ns\":",
-                          "\"monotonic_ns\":", "\"stageprof_summary\":{"
+                          "\"monotonic_ns\":",
+                          "\"stageprof_summary\":{"
                           "\"complete\":true,\"events_written\":5,",
                           "\"events_dropped\":0"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
@@ -295,15 +301,14 @@ STAGEPROF_TEST(failed_rename_keeps_events)
     ASSERT_EQ(st.traces_written, 1);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(failed_rename_keeps_events),
-    STAGEPROF_CASE(args_across_output_flushes_stay_valid),
-    STAGEPROF_CASE(runs_flows_counters_format),
-    STAGEPROF_CASE(run_end_without_begin_counted_across_files),
-    STAGEPROF_CASE(metadata_fields),
-    STAGEPROF_CASE(failing_sink_keeps_data_for_retry),
-    STAGEPROF_CASE(dev_full_reports_enospc),
-    STAGEPROF_CASE(rlimit_fsize_returns_efbig_without_signal),
-    STAGEPROF_CASE(directory_under_a_file_reports_enotdir),
-    STAGEPROF_CASE(names_never_collide),
-    STAGEPROF_CASE(sink_failure_hook_on_files))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(failed_rename_keeps_events),
+                    STAGEPROF_CASE(args_across_output_flushes_stay_valid),
+                    STAGEPROF_CASE(runs_flows_counters_format),
+                    STAGEPROF_CASE(run_end_without_begin_counted_across_files),
+                    STAGEPROF_CASE(metadata_fields),
+                    STAGEPROF_CASE(failing_sink_keeps_data_for_retry),
+                    STAGEPROF_CASE(dev_full_reports_enospc),
+                    STAGEPROF_CASE(rlimit_fsize_returns_efbig_without_signal),
+                    STAGEPROF_CASE(directory_under_a_file_reports_enotdir),
+                    STAGEPROF_CASE(names_never_collide),
+                    STAGEPROF_CASE(sink_failure_hook_on_files))

@@ -20,12 +20,12 @@ STAGEPROF_TEST(tsc_trust_rules)
     ASSERT_CONTAINS(why, "clocksource");
     ASSERT_EQ(stageprof__clock_tsc_trusted(CPU_OK, "tsc-early", &why), 0);
     ASSERT_EQ(stageprof__clock_tsc_trusted(CPU_OK, NULL, &why), 0);
-    ASSERT_EQ(stageprof__clock_tsc_trusted(
-                  "flags\t: fpu tsc constant_tsc\n", "tsc", &why),
+    ASSERT_EQ(stageprof__clock_tsc_trusted("flags\t: fpu tsc constant_tsc\n",
+                                           "tsc", &why),
               0);
     ASSERT_CONTAINS(why, "nonstop_tsc");
-    ASSERT_EQ(stageprof__clock_tsc_trusted(
-                  "flags\t: fpu tsc nonstop_tsc\n", "tsc", &why),
+    ASSERT_EQ(stageprof__clock_tsc_trusted("flags\t: fpu tsc nonstop_tsc\n",
+                                           "tsc", &why),
               0);
     ASSERT_CONTAINS(why, "constant_tsc");
     /* A flag name inside a longer word does not count. */
@@ -115,10 +115,9 @@ STAGEPROF_TEST(fake_clock_hook)
     ASSERT_STREQ(stageprof__clock_name(), "monotonic");
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(tsc_trust_rules),
-    STAGEPROF_CASE(piecewise_mapping),
-    STAGEPROF_CASE(mapping_identity_without_tsc),
-    STAGEPROF_CASE(monotonic_requested),
-    STAGEPROF_CASE(tsc_follows_monotonic),
-    STAGEPROF_CASE(fake_clock_hook))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(tsc_trust_rules),
+                    STAGEPROF_CASE(piecewise_mapping),
+                    STAGEPROF_CASE(mapping_identity_without_tsc),
+                    STAGEPROF_CASE(monotonic_requested),
+                    STAGEPROF_CASE(tsc_follows_monotonic),
+                    STAGEPROF_CASE(fake_clock_hook))

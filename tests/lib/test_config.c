@@ -51,8 +51,8 @@ STAGEPROF_TEST(parse_size_values)
     ASSERT_EQ(v, 2ll << 30);
     ASSERT_EQ(stageprof__parse_size("1TB", &v), 0);
     ASSERT_EQ(v, 1ll << 40);
-    const char *bad[] = {"", "-1", "+5", " 5", "5 ", "5X", "1.5M", "M",
-                         "0x10", "12KK", "abc"};
+    const char *bad[] = {"",     "-1", "+5",   " 5",   "5 ", "5X",
+                         "1.5M", "M",  "0x10", "12KK", "abc"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ASSERT_EQ(stageprof__parse_size(bad[i], &v), STAGEPROF_EINVAL);
     ASSERT_EQ(stageprof__parse_size("99999999999999999999999", &v),
@@ -76,8 +76,8 @@ STAGEPROF_TEST(category_rules)
     ASSERT_EQ(stageprof__parse_categories("*,-serve", &c), 0);
     ASSERT_TRUE(!stageprof__config_category_ok(&c, "serve"));
     ASSERT_TRUE(stageprof__config_category_ok(&c, NULL)); /* "default" */
-    const char *bad[] = {"", ",", "a,,b", "-", "--x", "a b", "-*", "a;b",
-                         "\"a\"", "a,", "caf\xc3\xa9"};
+    const char *bad[] = {"",   ",",   "a,,b",  "-",  "--x",        "a b",
+                         "-*", "a;b", "\"a\"", "a,", "caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ASSERT_EQ(stageprof__parse_categories(bad[i], &c), STAGEPROF_EINVAL);
         ASSERT_EQ(c.nrules, 0);
@@ -235,15 +235,14 @@ STAGEPROF_TEST(bad_api_values)
     stageprof__config_fini(&c);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(parse_bool_values),
-    STAGEPROF_CASE(parse_size_values),
-    STAGEPROF_CASE(category_rules),
-    STAGEPROF_CASE(api_wins_over_environment),
-    STAGEPROF_CASE(defaults_without_anything),
-    STAGEPROF_CASE(roboflow_alias_enables),
-    STAGEPROF_CASE(bad_values_reported_once_defaults_used),
-    STAGEPROF_CASE(huge_and_hostile_values),
-    STAGEPROF_CASE(dir_that_is_a_file_falls_back),
-    STAGEPROF_CASE(log_file_receives_warnings),
-    STAGEPROF_CASE(bad_api_values))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(parse_bool_values),
+                    STAGEPROF_CASE(parse_size_values),
+                    STAGEPROF_CASE(category_rules),
+                    STAGEPROF_CASE(api_wins_over_environment),
+                    STAGEPROF_CASE(defaults_without_anything),
+                    STAGEPROF_CASE(roboflow_alias_enables),
+                    STAGEPROF_CASE(bad_values_reported_once_defaults_used),
+                    STAGEPROF_CASE(huge_and_hostile_values),
+                    STAGEPROF_CASE(dir_that_is_a_file_falls_back),
+                    STAGEPROF_CASE(log_file_receives_warnings),
+                    STAGEPROF_CASE(bad_api_values))

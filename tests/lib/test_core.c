@@ -44,8 +44,8 @@ STAGEPROF_TEST(error_names_and_messages)
         ASSERT_TRUE(strcmp(stageprof_err_name(e), "UNKNOWN") != 0);
         ASSERT_TRUE(strcmp(stageprof_strerror(e), "unknown error") != 0);
         for (int f = e - 1; f > STAGEPROF_ERRNO_END_; f--)
-            ASSERT_TRUE(strcmp(stageprof_err_name(e),
-                               stageprof_err_name(f)) != 0);
+            ASSERT_TRUE(strcmp(stageprof_err_name(e), stageprof_err_name(f)) !=
+                        0);
     }
 }
 
@@ -109,7 +109,9 @@ STAGEPROF_TEST(allocation_failure_during_start_leaks_nothing)
     }
     ASSERT_TRUE(succeeded);
     fail_at = -1;
-    { STAGEPROF_SCOPE(s, "after", "compute"); }
+    {
+        STAGEPROF_SCOPE(s, "after", "compute");
+    }
     char *trace = write_to_string(NULL);
     ASSERT_CONTAINS(trace, "\"name\":\"after\"");
     free(trace);
@@ -124,8 +126,12 @@ STAGEPROF_TEST(allocation_failure_of_thread_buffer_counts_drops)
     c.free_fn = count_free;
     ASSERT_EQ(stageprof_start(&c), 0);
     fail_at = calls + 1; /* the thread buffer */
-    { STAGEPROF_SCOPE(s, "lost", "x"); }
-    { STAGEPROF_SCOPE(s, "lost", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "lost", "x");
+    }
+    {
+        STAGEPROF_SCOPE(s, "lost", "x");
+    }
     ASSERT_NULL(stageprof__tls);
     stageprof_stats_t st = {.size = sizeof st};
     stageprof_get_stats(&st);
@@ -135,7 +141,9 @@ STAGEPROF_TEST(allocation_failure_of_thread_buffer_counts_drops)
 STAGEPROF_TEST(allocator_change_refused_while_memory_held)
 {
     start_fake(NULL, 0);
-    { STAGEPROF_SCOPE(s, "x", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "x", "x");
+    }
     ASSERT_EQ(stageprof_stop(), 0);
     stageprof_config_t c;
     stageprof_config_init(&c);
@@ -153,7 +161,9 @@ STAGEPROF_TEST(armed_by_environment_starts_at_first_event)
     /* What the load-time constructor does when the variable is present. */
     __atomic_store_n(&stageprof_hot_state, STATE_ARMED, __ATOMIC_RELEASE);
     ASSERT_EQ(stageprof_is_tracing(), 0);
-    { STAGEPROF_SCOPE(s, "first", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "first", "x");
+    }
     ASSERT_EQ(stageprof_is_tracing(), 1);
     ASSERT_EQ(stageprof_start(NULL), STAGEPROF_EALREADY);
     ASSERT_EQ(stageprof_stop(), 0);
@@ -169,7 +179,9 @@ STAGEPROF_TEST(armed_with_disable_value_stays_off)
 {
     setenv("STAGEPROF_ENABLE", "0", 1);
     __atomic_store_n(&stageprof_hot_state, STATE_ARMED, __ATOMIC_RELEASE);
-    { STAGEPROF_SCOPE(s, "first", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "first", "x");
+    }
     ASSERT_EQ(stageprof_is_tracing(), 0);
     ASSERT_EQ(__atomic_load_n(&stageprof_hot_state, __ATOMIC_RELAXED),
               STATE_OFF);
@@ -238,6 +250,5 @@ STAGEPROF_TEST_LIST(
     STAGEPROF_CASE(armed_by_environment_starts_at_first_event),
     STAGEPROF_CASE(armed_with_disable_value_stays_off),
     STAGEPROF_CASE(explicit_start_before_first_event_wins),
-    STAGEPROF_CASE(last_path_errors),
-    STAGEPROF_CASE(stats_size_checked),
+    STAGEPROF_CASE(last_path_errors), STAGEPROF_CASE(stats_size_checked),
     STAGEPROF_CASE(now_is_monotonic_ns))

@@ -39,6 +39,5 @@ STAGEPROF_TEST(counter_respects_filter)
     free(trace);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(int_and_double_values),
-    STAGEPROF_CASE(counter_respects_filter))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(int_and_double_values),
+                    STAGEPROF_CASE(counter_respects_filter))

@@ -31,7 +31,9 @@ STAGEPROF_TEST(run_crosses_threads)
     pthread_join(t, NULL);
     STAGEPROF_RUN_END("frame", run);
     ASSERT_UEQ(stageprof_run_get_current(), 0);
-    { STAGEPROF_SCOPE(s, "after", "data"); }
+    {
+        STAGEPROF_SCOPE(s, "after", "data");
+    }
     char *trace = write_to_string(NULL);
     /* push, infer, flow s and f, run b and e: all with run 77. */
     ASSERT_EQ(count_of(trace, "\"run\":77"), 6);
@@ -52,9 +54,13 @@ STAGEPROF_TEST(run_id_zero_ignored_and_set_clears)
     STAGEPROF_RUN_BEGIN("frame", 0); /* 0 means "no run" */
     ASSERT_UEQ(stageprof_run_get_current(), 0);
     stageprof_run_set_current(5);
-    { STAGEPROF_SCOPE(s, "in5", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "in5", "x");
+    }
     stageprof_run_set_current(0);
-    { STAGEPROF_SCOPE(s, "none", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "none", "x");
+    }
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"ph\":\"b\""), 0);
     ASSERT_EQ(count_of(trace, "\"run\":5"), 1);
@@ -66,9 +72,13 @@ STAGEPROF_TEST(overlapping_runs_on_one_thread)
     start_fake(NULL, 0);
     STAGEPROF_RUN_BEGIN("request", 1);
     STAGEPROF_RUN_BEGIN("request", 2); /* now current */
-    { STAGEPROF_SCOPE(s, "a", "serve"); }
+    {
+        STAGEPROF_SCOPE(s, "a", "serve");
+    }
     STAGEPROF_RUN_END("request", 1); /* not current: 2 stays */
-    { STAGEPROF_SCOPE(s, "b", "serve"); }
+    {
+        STAGEPROF_SCOPE(s, "b", "serve");
+    }
     STAGEPROF_RUN_END("request", 2);
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"ph\":\"b\""), 2);
@@ -79,7 +89,6 @@ STAGEPROF_TEST(overlapping_runs_on_one_thread)
     free(trace);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(run_crosses_threads),
-    STAGEPROF_CASE(run_id_zero_ignored_and_set_clears),
-    STAGEPROF_CASE(overlapping_runs_on_one_thread))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(run_crosses_threads),
+                    STAGEPROF_CASE(run_id_zero_ignored_and_set_clears),
+                    STAGEPROF_CASE(overlapping_runs_on_one_thread))

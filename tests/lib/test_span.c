@@ -166,11 +166,10 @@ STAGEPROF_TEST(parent_end_closes_children)
     STAGEPROF_SPAN_BEGIN(b, "b", "x"); /* 2 */
     STAGEPROF_SPAN_END(a);             /* 3: b closes at 3 too */
     STAGEPROF_SPAN_END(b);             /* misuse: already closed */
-    expect_events(
-        "{\"ph\":\"X\",\"name\":\"b\",\"cat\":\"x\",\"ts\":2.000,"
-        "\"dur\":1.000,\"pid\":1,\"tid\":1},\n"
-        "{\"ph\":\"X\",\"name\":\"a\",\"cat\":\"x\",\"ts\":1.000,"
-        "\"dur\":2.000,\"pid\":1,\"tid\":1}");
+    expect_events("{\"ph\":\"X\",\"name\":\"b\",\"cat\":\"x\",\"ts\":2.000,"
+                  "\"dur\":1.000,\"pid\":1,\"tid\":1},\n"
+                  "{\"ph\":\"X\",\"name\":\"a\",\"cat\":\"x\",\"ts\":1.000,"
+                  "\"dur\":2.000,\"pid\":1,\"tid\":1}");
     stageprof_stats_t st = {.size = sizeof st};
     stageprof_get_stats(&st);
     ASSERT_EQ(st.misuse, 2);
@@ -303,11 +302,17 @@ STAGEPROF_TEST(stop_then_restart_records_again)
 {
     names();
     start_fake("/tmp/stageprof-unit-restart", 0);
-    { STAGEPROF_SCOPE(a, "first", "x"); }
+    {
+        STAGEPROF_SCOPE(a, "first", "x");
+    }
     ASSERT_EQ(stageprof_stop(), 0);
-    { STAGEPROF_SCOPE(a, "between", "x"); }
+    {
+        STAGEPROF_SCOPE(a, "between", "x");
+    }
     start_fake("/tmp/stageprof-unit-restart", 0);
-    { STAGEPROF_SCOPE(a, "second", "x"); }
+    {
+        STAGEPROF_SCOPE(a, "second", "x");
+    }
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"name\":\"first\""), 0); /* already written */
     ASSERT_EQ(count_of(trace, "\"name\":\"between\""), 0);
@@ -315,20 +320,19 @@ STAGEPROF_TEST(stop_then_restart_records_again)
     free(trace);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(nested_spans_become_x_events),
-    STAGEPROF_CASE(typed_args_late_args_and_escaping),
-    STAGEPROF_CASE(dynamic_name_is_copied),
-    STAGEPROF_CASE(long_dynamic_string_truncated_and_counted),
-    STAGEPROF_CASE(complete_span_with_explicit_times),
-    STAGEPROF_CASE(instant_with_args),
-    STAGEPROF_CASE(end_twice_is_counted_not_recorded),
-    STAGEPROF_CASE(parent_end_closes_children),
-    STAGEPROF_CASE(end_on_other_thread_is_refused),
-    STAGEPROF_CASE(nesting_deeper_than_supported),
-    STAGEPROF_CASE(open_span_written_as_b_then_e),
-    STAGEPROF_CASE(end_in_later_file_keeps_run),
-    STAGEPROF_CASE(open_span_makes_trace_incomplete),
-    STAGEPROF_CASE(off_records_nothing),
-    STAGEPROF_CASE(categories_filter_sites),
-    STAGEPROF_CASE(stop_then_restart_records_again))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(nested_spans_become_x_events),
+                    STAGEPROF_CASE(typed_args_late_args_and_escaping),
+                    STAGEPROF_CASE(dynamic_name_is_copied),
+                    STAGEPROF_CASE(long_dynamic_string_truncated_and_counted),
+                    STAGEPROF_CASE(complete_span_with_explicit_times),
+                    STAGEPROF_CASE(instant_with_args),
+                    STAGEPROF_CASE(end_twice_is_counted_not_recorded),
+                    STAGEPROF_CASE(parent_end_closes_children),
+                    STAGEPROF_CASE(end_on_other_thread_is_refused),
+                    STAGEPROF_CASE(nesting_deeper_than_supported),
+                    STAGEPROF_CASE(open_span_written_as_b_then_e),
+                    STAGEPROF_CASE(end_in_later_file_keeps_run),
+                    STAGEPROF_CASE(open_span_makes_trace_incomplete),
+                    STAGEPROF_CASE(off_records_nothing),
+                    STAGEPROF_CASE(categories_filter_sites),
+                    STAGEPROF_CASE(stop_then_restart_records_again))

@@ -26,6 +26,5 @@ STAGEPROF_TEST(tid_and_program)
     ASSERT_NULL(strchr(name, '\n'));
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(members_present),
-    STAGEPROF_CASE(tid_and_program))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(members_present),
+                    STAGEPROF_CASE(tid_and_program))

@@ -35,7 +35,9 @@ STAGEPROF_TEST(budget_full_drops_and_counts)
     /* After the write only the chunk being written stays; recording
      * resumes. */
     ASSERT_LE(stats().bytes_buffered, 4 << 10);
-    { STAGEPROF_SCOPE(s, "after", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "after", "x");
+    }
     trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"name\":\"after\""), 1);
     ASSERT_CONTAINS(trace, "\"events_dropped\":0");
@@ -107,21 +109,25 @@ STAGEPROF_TEST(run_id_survives_chunk_boundaries)
         STAGEPROF_SCOPE(s, "s", "x");
     }
     stageprof_run_end(&frame, 42);
-    { STAGEPROF_SCOPE(s, "outside", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "outside", "x");
+    }
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"args\":{\"run\":42}}"), n + 2);
     ASSERT_CONTAINS(trace, "\"name\":\"outside\",\"cat\":\"x\","
                            "\"ts\":");
     const char *out = strstr(trace, "\"name\":\"outside\"");
-    ASSERT_TRUE(strstr(out, "run") == NULL || strstr(out, "run") >
-                                                  strchr(out, '\n'));
+    ASSERT_TRUE(strstr(out, "run") == NULL ||
+                strstr(out, "run") > strchr(out, '\n'));
     free(trace);
 }
 
 STAGEPROF_TEST(record_size_is_sixteen_bytes)
 {
     start_fake(NULL, 0);
-    { STAGEPROF_SCOPE(s, "first", "x"); } /* allocates the first chunk */
+    {
+        STAGEPROF_SCOPE(s, "first", "x");
+    } /* allocates the first chunk */
     struct tbuf *tb = stageprof__tls;
     ASSERT_NOT_NULL(tb);
     unsigned char *before = tb->pos;
@@ -152,7 +158,9 @@ STAGEPROF_TEST(drops_of_exited_threads_stay_counted)
     ASSERT_CONTAINS(trace, "\"complete\":false");
     free(trace);
     ASSERT_UEQ(stats().events_dropped, dropped);
-    { STAGEPROF_SCOPE(s, "later", "x"); }
+    {
+        STAGEPROF_SCOPE(s, "later", "x");
+    }
     trace = write_to_string(NULL);
     ASSERT_CONTAINS(trace, "\"complete\":true,");
     ASSERT_CONTAINS(trace, "\"events_dropped\":0,");
@@ -163,10 +171,9 @@ STAGEPROF_TEST(drops_of_exited_threads_stay_counted)
     free(trace);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(drops_of_exited_threads_stay_counted),
-    STAGEPROF_CASE(budget_full_drops_and_counts),
-    STAGEPROF_CASE(ends_always_fit_when_full),
-    STAGEPROF_CASE(exited_threads_kept_until_written),
-    STAGEPROF_CASE(run_id_survives_chunk_boundaries),
-    STAGEPROF_CASE(record_size_is_sixteen_bytes))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(drops_of_exited_threads_stay_counted),
+                    STAGEPROF_CASE(budget_full_drops_and_counts),
+                    STAGEPROF_CASE(ends_always_fit_when_full),
+                    STAGEPROF_CASE(exited_threads_kept_until_written),
+                    STAGEPROF_CASE(run_id_survives_chunk_boundaries),
+                    STAGEPROF_CASE(record_size_is_sixteen_bytes))

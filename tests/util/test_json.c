@@ -42,11 +42,15 @@ STAGEPROF_TEST(invalid_utf8_replaced_byte_by_byte)
     ASSERT_STREQ(esc("\x80", 1), "\\ufffd");            /* stray continuation */
     ASSERT_STREQ(esc("\xc0\xaf", 2), "\\ufffd\\ufffd"); /* overlong '/' */
     ASSERT_STREQ(esc("\xe0\x80\xaf", 3), "\\ufffd\\ufffd\\ufffd");
-    ASSERT_STREQ(esc("\xed\xa0\x80", 3), "\\ufffd\\ufffd\\ufffd"); /* surrogate */
+    ASSERT_STREQ(esc("\xed\xa0\x80", 3),
+                 "\\ufffd\\ufffd\\ufffd"); /* surrogate */
     ASSERT_STREQ(esc("\xf4\x90\x80\x80", 4),
-                 "\\ufffd\\ufffd\\ufffd\\ufffd"); /* above U+10FFFF */
+                 "\\ufffd\\ufffd\\ufffd\\ufffd");           /* above U+10FFFF */
     ASSERT_STREQ(esc("ok\xe6\x97", 4), "ok\\ufffd\\ufffd"); /* truncated */
-    ASSERT_STREQ(esc("\xc3" "A", 2), "\\ufffdA");
+    ASSERT_STREQ(esc("\xc3"
+                     "A",
+                     2),
+                 "\\ufffdA");
 }
 
 STAGEPROF_TEST(worst_case_fits_six_times)
@@ -109,12 +113,11 @@ STAGEPROF_TEST(doubles_round_trip_and_specials)
     ASSERT_TRUE(strtod(b, NULL) == v);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(escapes_quotes_backslash_controls),
-    STAGEPROF_CASE(valid_utf8_passes_through),
-    STAGEPROF_CASE(invalid_utf8_replaced_byte_by_byte),
-    STAGEPROF_CASE(worst_case_fits_six_times),
-    STAGEPROF_CASE(json_str_appends_quoted),
-    STAGEPROF_CASE(integers),
-    STAGEPROF_CASE(microseconds_three_decimals),
-    STAGEPROF_CASE(doubles_round_trip_and_specials))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(escapes_quotes_backslash_controls),
+                    STAGEPROF_CASE(valid_utf8_passes_through),
+                    STAGEPROF_CASE(invalid_utf8_replaced_byte_by_byte),
+                    STAGEPROF_CASE(worst_case_fits_six_times),
+                    STAGEPROF_CASE(json_str_appends_quoted),
+                    STAGEPROF_CASE(integers),
+                    STAGEPROF_CASE(microseconds_three_decimals),
+                    STAGEPROF_CASE(doubles_round_trip_and_specials))

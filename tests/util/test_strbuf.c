@@ -69,8 +69,7 @@ STAGEPROF_TEST(size_overflow_refused)
     stageprof__sb_fini(&sb);
 }
 
-STAGEPROF_TEST_LIST(
-    STAGEPROF_CASE(grows_and_stays_terminated),
-    STAGEPROF_CASE(addf_long_output),
-    STAGEPROF_CASE(oom_latches),
-    STAGEPROF_CASE(size_overflow_refused))
+STAGEPROF_TEST_LIST(STAGEPROF_CASE(grows_and_stays_terminated),
+                    STAGEPROF_CASE(addf_long_output),
+                    STAGEPROF_CASE(oom_latches),
+                    STAGEPROF_CASE(size_overflow_refused))
