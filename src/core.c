@@ -240,9 +240,14 @@ void stageprof_config_init(stageprof_config_t *cfg)
 
 static void at_exit(void)
 {
-    /* Never let a failing write or a half-torn-down process end badly. */
-    int st = LOAD_RELAXED(&stageprof_hot_state);
-    if (st == STATE_TRACING)
+    /*
+     * Still armed: STAGEPROF_ENABLE asked for tracing and no instrumented
+     * code ran. Start now so the user gets a trace that says so (no
+     * events, complete) rather than no file at all.
+     */
+    if (LOAD_RELAXED(&stageprof_hot_state) == STATE_ARMED)
+        (void)stageprof__ensure_tracing();
+    if (LOAD_RELAXED(&stageprof_hot_state) == STATE_TRACING)
         (void)stageprof_stop();
 }
 
@@ -452,11 +457,17 @@ unsigned stageprof__site_resolve(stageprof_site_t *site)
 /*
  * At load: arm when STAGEPROF_ENABLE (or its alias) is present at all, so
  * the first event starts tracing, or resolves the configuration and reports
- * a bad value through STAGEPROF_LOG_FILE.
+ * a bad value through STAGEPROF_LOG_FILE; at exit a process that never
+ * recorded resolves it too (and writes an empty trace when enabled).
  */
 __attribute__((constructor)) static void autoarm(void)
 {
-    if (getenv("STAGEPROF_ENABLE") != NULL ||
-        getenv("ENABLE_WORKFLOWS_PROFILING") != NULL)
-        STORE_RELEASE(&stageprof_hot_state, STATE_ARMED);
+    if (getenv("STAGEPROF_ENABLE") == NULL &&
+        getenv("ENABLE_WORKFLOWS_PROFILING") == NULL)
+        return;
+    STORE_RELEASE(&stageprof_hot_state, STATE_ARMED);
+    pthread_mutex_lock(&stageprof__g.lock);
+    if (!stageprof__g.atexit_registered && atexit(at_exit) == 0)
+        stageprof__g.atexit_registered = 1;
+    pthread_mutex_unlock(&stageprof__g.lock);
 }

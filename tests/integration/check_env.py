@@ -12,6 +12,9 @@ it_env never calls stageprof_start(). CASE is one of:
   off        STAGEPROF_ENABLE=0: nothing written, nothing logged as wrong
   garbage    STAGEPROF_ENABLE=garbage with STAGEPROF_LOG_FILE: nothing
              written, and the log file says which setting was bad and why
+  idle       STAGEPROF_ENABLE=1, and the program records nothing: a trace
+             is still written at exit, complete, with no event but the
+             metadata, so "tracing was on and nothing ran" is visible
 """
 import os
 import sys
@@ -60,11 +63,24 @@ def body(work):
                     STAGEPROF_LOG_FILE=log),
         "garbage": dict(STAGEPROF_ENABLE="garbage", STAGEPROF_DIR=out,
                         STAGEPROF_LOG_FILE=log),
+        "idle": dict(STAGEPROF_ENABLE="1", STAGEPROF_DIR=out),
     }[case]
-    argv = [os.path.abspath(prog)]
+    argv = [os.path.abspath(prog)] + (["idle"] if case == "idle" else [])
     before = tc.now_pair()
     res, p = tc.run_json(argv, env=tc.clean_env(**env), cwd=cwd)
     after = tc.now_pair()
+
+    if case == "idle":
+        ensure(res["tracing"] == 0, "tracing started without an event")
+        t = tc.load(tc.only_trace(out))
+        tc.check_events(t)
+        tc.check_summary(t, complete=True)
+        ensure(t.summary["events_written"] == len(t.events),
+               "events_written %r" % t.summary["events_written"])
+        ensure(all(e["ph"] == "M" for e in t.events),
+               "events in an idle trace: %r" % t.events)
+        ensure(t.meta["config"]["enable"] == 1, "config %r" % t.meta)
+        return
 
     if case in ("enable", "alias", "default"):
         ensure(res["tracing"] == 1, "tracing was not on: %r" % res)

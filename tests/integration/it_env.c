@@ -1,16 +1,18 @@
 /*
  * it_env.c - an instrumented program that never calls stageprof_start().
  *
- *   [STAGEPROF_ENABLE=1] it_env
+ *   [STAGEPROF_ENABLE=1] it_env [idle]
  *
  * Tracing, when on, comes from the environment alone and the trace is
  * written at normal exit. A thread records and exits before main returns;
  * main records a run with a span inside, more spans and a counter. The
- * program prints whether tracing was on, for check_env.py.
+ * program prints whether tracing was on, for check_env.py. With "idle" it
+ * records nothing at all.
  */
 #include "it_common.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #define THREAD_SPANS 5
 #define MAIN_SPANS 3
@@ -26,8 +28,12 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "idle") == 0) {
+        printf("{\"tracing\":%d}\n", stageprof_is_tracing());
+        return 0;
+    }
     stageprof_thread_set_name("env-main");
     pthread_t th;
     IT_CHECK(pthread_create(&th, NULL, worker, NULL) == 0);
