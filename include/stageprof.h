@@ -175,7 +175,8 @@ typedef void (*stageprof_free_cb)(void *ptr, void *user_data);
  * here wins over the environment. A bad value (here or in the environment)
  * is reported once through the log callback and its default is used.
  * Strings are copied by stageprof_start(). New fields are appended; the
- * library reads only the fields inside `size`.
+ * library reads only the fields inside `size`. Numeric and flag fields are
+ * unset at STAGEPROF_UNSET.
  */
 typedef struct stageprof_config {
     size_t size;            /* sizeof(stageprof_config_t), set by _init */
@@ -191,6 +192,16 @@ typedef struct stageprof_config {
     stageprof_malloc_cb malloc_fn; /* allocator; NULL: malloc (no env var) */
     stageprof_free_cb free_fn;     /* matching free; NULL: free */
     void *alloc_data;              /* passed to malloc_fn and free_fn */
+    long long buffer_runs;   /* STAGEPROF_BUFFER_RUNS: completed runs kept;
+                                default 64, 0 keeps every run */
+    long long sample_runs;   /* STAGEPROF_SAMPLE_RUNS: record 1 run in N */
+    int gzip;                /* STAGEPROF_GZIP: 1 writes .json.gz */
+    long long max_files;     /* STAGEPROF_MAX_FILES: trace files kept; 0 all */
+    long long max_dir_bytes; /* STAGEPROF_MAX_DIR_BYTES: their bytes; 0 any */
+    int snapshot_signal;     /* STAGEPROF_SNAPSHOT_SIGNAL: signal number that
+                                writes a snapshot; 0 none */
+    int crash_dump;          /* STAGEPROF_CRASH_DUMP: 1 dumps on a crash */
+    int follow_fork;         /* STAGEPROF_FOLLOW_FORK: 0 off in children */
 } stageprof_config_t;
 
 /*

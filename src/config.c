@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,46 @@ int stageprof__parse_size(const char *s, long long *out)
         return STAGEPROF_ERANGE;
     *out = (long long)(v << shift);
     return 0;
+}
+
+/* Plain decimal digits. */
+int stageprof__parse_count(const char *s, long long *out)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return STAGEPROF_EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0')
+        return STAGEPROF_EINVAL;
+    if (errno == ERANGE || v > (unsigned long long)LLONG_MAX)
+        return STAGEPROF_ERANGE;
+    *out = (long long)v;
+    return 0;
+}
+
+/*
+ * A signal a process may give the profiler: USR1, USR2 or HUP (with or
+ * without "SIG"), a real-time signal by number, or 0 / "off" for none.
+ */
+int stageprof__parse_signal(const char *s, int *out)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } names[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP}};
+    if (strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0 || s[0] == '\0')
+        return *out = 0, 0;
+    const char *n = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(n, names[i].name) == 0)
+            return *out = names[i].sig, 0;
+    long long v;
+    if (stageprof__parse_count(s, &v) == 0 &&
+        (v == SIGUSR1 || v == SIGUSR2 || v == SIGHUP ||
+         (v >= SIGRTMIN && v <= SIGRTMAX)))
+        return *out = (int)v, 0;
+    return STAGEPROF_EINVAL;
 }
 
 static int name_char_ok(unsigned char ch)
@@ -224,6 +265,113 @@ static int dup_into(char **dst, const char *s)
 {
     *dst = stageprof__strdup(s);
     return *dst ? 0 : STAGEPROF_ENOMEM;
+}
+
+/*
+ * A whole-number setting: the API value when not STAGEPROF_UNSET, else the
+ * environment (@name, then @alias), else @def. Malformed or outside
+ * [@min, @max]: warning, @def. Sizes take K/M/G/T suffixes.
+ */
+static long long resolve_num(struct conf *out, long long api, const char *name,
+                             const char *alias, int size, long long min,
+                             long long max, long long def, const char *expect)
+{
+    char text[32];
+    const char *v = NULL, *ename = name;
+    long long n = -1;
+    if (api != STAGEPROF_UNSET) {
+        snprintf(text, sizeof text, "%lld", api);
+        v = text;
+        n = api;
+    } else {
+        v = env(name);
+        if (v == NULL && alias != NULL && (v = env(alias)) != NULL)
+            ename = alias;
+        if (v == NULL)
+            return def;
+        if ((size ? stageprof__parse_size(v, &n)
+                  : stageprof__parse_count(v, &n)) != 0)
+            n = -1;
+    }
+    if (n >= min && n <= max)
+        return n;
+    char fmt[256];
+    snprintf(fmt, sizeof fmt, "invalid %%s value \"%%s\" (%s): using %lld",
+             expect, def);
+    warn(out, fmt, ename, v);
+    return def;
+}
+
+/* A 0/1 setting, as resolve_num with the boolean words. */
+static int resolve_flag(struct conf *out, int api, const char *name, int def)
+{
+    if (api != STAGEPROF_UNSET) {
+        if (api == 0 || api == 1)
+            return api;
+        warn(out, "invalid %s value \"%s\": using the default", name,
+             "not 0 or 1");
+        return def;
+    }
+    const char *v = env(name);
+    int on;
+    if (v == NULL)
+        return def;
+    if (stageprof__parse_bool(v, &on) == 0)
+        return on;
+    warn(out,
+         "invalid %s value \"%s\" (1/0, true/false, yes/no, on/off): "
+         "using the default",
+         name, v);
+    return def;
+}
+
+static void resolve_signal(const stageprof_config_t *api, struct conf *out)
+{
+    int sig = 0;
+    if (api && api->snapshot_signal != STAGEPROF_UNSET) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", api->snapshot_signal);
+        if (stageprof__parse_signal(text, &sig) != 0) {
+            warn(out, "invalid %s value \"%s\": no snapshot signal",
+                 "snapshot_signal", text);
+            sig = 0;
+        }
+    } else {
+        const char *v = env("STAGEPROF_SNAPSHOT_SIGNAL");
+        if (v != NULL && stageprof__parse_signal(v, &sig) != 0) {
+            warn(out,
+                 "invalid %s value \"%s\" (USR1, USR2, HUP, a real-time "
+                 "signal number, or off): no snapshot signal",
+                 "STAGEPROF_SNAPSHOT_SIGNAL", v);
+            sig = 0;
+        }
+    }
+    out->snapshot_signal = sig;
+}
+
+/* The settings of the run ring, sampling, files, crash and fork handling. */
+static void resolve_always_on(const stageprof_config_t *a, struct conf *out)
+{
+    out->buffer_runs =
+        resolve_num(out, a ? a->buffer_runs : STAGEPROF_UNSET,
+                    "STAGEPROF_BUFFER_RUNS", "WORKFLOWS_PROFILER_BUFFER_SIZE",
+                    0, 0, 1000000, 64, "a count of runs from 0 to 1000000");
+    out->sample_runs = resolve_num(
+        out, a ? a->sample_runs : STAGEPROF_UNSET, "STAGEPROF_SAMPLE_RUNS",
+        NULL, 0, 1, 1000000000, 1, "1 to record every run, N for 1 in N");
+    out->max_files = resolve_num(out, a ? a->max_files : STAGEPROF_UNSET,
+                                 "STAGEPROF_MAX_FILES", NULL, 0, 0, 1000000000,
+                                 0, "a count, 0 for no limit");
+    out->max_dir_bytes = resolve_num(
+        out, a ? a->max_dir_bytes : STAGEPROF_UNSET, "STAGEPROF_MAX_DIR_BYTES",
+        NULL, 1, 0, LLONG_MAX, 0, "a size such as 500M, 0 for no limit");
+    out->gzip =
+        resolve_flag(out, a ? a->gzip : STAGEPROF_UNSET, "STAGEPROF_GZIP", 0);
+    out->crash_dump = resolve_flag(out, a ? a->crash_dump : STAGEPROF_UNSET,
+                                   "STAGEPROF_CRASH_DUMP", 0);
+    out->follow_fork = resolve_flag(out, a ? a->follow_fork : STAGEPROF_UNSET,
+                                    "STAGEPROF_FOLLOW_FORK", 1);
+    resolve_signal(a, out);
 }
 
 static void resolve_enable(const stageprof_config_t *api, struct conf *out)
@@ -378,6 +526,7 @@ int stageprof__config_resolve(const stageprof_config_t *api, struct conf *out)
     resolve_enable(api, out);
     resolve_buffer(api, out);
     resolve_clock(api, out);
+    resolve_always_on(api, out);
     if (resolve_categories(api, out) != 0 || resolve_dir(api, out) != 0)
         goto oom;
     const char *pn = pick_str(api ? api->process_name : NULL,

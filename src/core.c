@@ -236,6 +236,14 @@ void stageprof_config_init(stageprof_config_t *cfg)
     cfg->enable = STAGEPROF_UNSET;
     cfg->buffer_bytes = STAGEPROF_UNSET;
     cfg->clock = STAGEPROF_UNSET;
+    cfg->buffer_runs = STAGEPROF_UNSET;
+    cfg->sample_runs = STAGEPROF_UNSET;
+    cfg->gzip = STAGEPROF_UNSET;
+    cfg->max_files = STAGEPROF_UNSET;
+    cfg->max_dir_bytes = STAGEPROF_UNSET;
+    cfg->snapshot_signal = STAGEPROF_UNSET;
+    cfg->crash_dump = STAGEPROF_UNSET;
+    cfg->follow_fork = STAGEPROF_UNSET;
 }
 
 static void at_exit(void)

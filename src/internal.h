@@ -76,6 +76,14 @@ struct conf {
     char *process_name;
     stageprof_log_cb log_cb;
     void *log_data;
+    long long buffer_runs; /* completed runs kept; 0: all */
+    long long sample_runs; /* 1 run in N recorded */
+    int gzip;
+    long long max_files;     /* 0: no limit */
+    long long max_dir_bytes; /* 0: no limit */
+    int snapshot_signal;     /* 0: none */
+    int crash_dump;
+    int follow_fork;
     /* where each setting came from: "default", "env" or "api" */
     const char *src_enable, *src_dir, *src_buffer_bytes, *src_categories,
         *src_clock;
@@ -98,6 +106,8 @@ int stageprof__config_category_ok(const struct conf *c, const char *category);
 int stageprof__parse_bool(const char *s, int *out);
 int stageprof__parse_size(const char *s, long long *out);
 int stageprof__parse_categories(const char *s, struct conf *c);
+int stageprof__parse_count(const char *s, long long *out);
+int stageprof__parse_signal(const char *s, int *out);
 
 /* ------------------------------------------------------------------------ */
 /* Clock (clock.c)                                                          */

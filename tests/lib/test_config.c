@@ -3,6 +3,7 @@
  * default), and bad values reported once and replaced by the default.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -235,14 +236,113 @@ STAGEPROF_TEST(bad_api_values)
     stageprof__config_fini(&c);
 }
 
-STAGEPROF_TEST_LIST(STAGEPROF_CASE(parse_bool_values),
-                    STAGEPROF_CASE(parse_size_values),
-                    STAGEPROF_CASE(category_rules),
-                    STAGEPROF_CASE(api_wins_over_environment),
-                    STAGEPROF_CASE(defaults_without_anything),
-                    STAGEPROF_CASE(roboflow_alias_enables),
-                    STAGEPROF_CASE(bad_values_reported_once_defaults_used),
-                    STAGEPROF_CASE(huge_and_hostile_values),
-                    STAGEPROF_CASE(dir_that_is_a_file_falls_back),
-                    STAGEPROF_CASE(log_file_receives_warnings),
-                    STAGEPROF_CASE(bad_api_values))
+STAGEPROF_TEST(count_and_signal_parsers)
+{
+    long long v;
+    ASSERT_EQ(stageprof__parse_count("0", &v), 0);
+    ASSERT_EQ(v, 0);
+    ASSERT_EQ(stageprof__parse_count("64", &v), 0);
+    ASSERT_EQ(v, 64);
+    const char *bad[] = {"", "-1", "6K", " 6", "1e3", "0x40"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ASSERT_EQ(stageprof__parse_count(bad[i], &v), STAGEPROF_EINVAL);
+    ASSERT_EQ(stageprof__parse_count("99999999999999999999", &v),
+              STAGEPROF_ERANGE);
+    int sig = -1;
+    ASSERT_EQ(stageprof__parse_signal("SIGUSR2", &sig), 0);
+    ASSERT_EQ(sig, SIGUSR2);
+    ASSERT_EQ(stageprof__parse_signal("usr1", &sig), 0);
+    ASSERT_EQ(sig, SIGUSR1);
+    ASSERT_EQ(stageprof__parse_signal("off", &sig), 0);
+    ASSERT_EQ(sig, 0);
+    char rt[16];
+    snprintf(rt, sizeof rt, "%d", SIGRTMIN + 1);
+    ASSERT_EQ(stageprof__parse_signal(rt, &sig), 0);
+    ASSERT_EQ(sig, SIGRTMIN + 1);
+    const char *badsig[] = {"SIGSEGV", "KILL", "9", "SIGUSR3", "-12", "2"};
+    for (size_t i = 0; i < sizeof badsig / sizeof *badsig; i++)
+        ASSERT_EQ(stageprof__parse_signal(badsig[i], &sig), STAGEPROF_EINVAL);
+}
+
+STAGEPROF_TEST(always_on_settings)
+{
+    struct conf c;
+    ASSERT_EQ(stageprof__config_resolve(NULL, &c), 0);
+    ASSERT_EQ(c.buffer_runs, 64);
+    ASSERT_EQ(c.sample_runs, 1);
+    ASSERT_EQ(c.gzip, 0);
+    ASSERT_EQ(c.max_files, 0);
+    ASSERT_EQ(c.max_dir_bytes, 0);
+    ASSERT_EQ(c.snapshot_signal, 0);
+    ASSERT_EQ(c.crash_dump, 0);
+    ASSERT_EQ(c.follow_fork, 1);
+    stageprof__config_fini(&c);
+
+    setenv("WORKFLOWS_PROFILER_BUFFER_SIZE", "16", 1); /* the alias */
+    setenv("STAGEPROF_SAMPLE_RUNS", "10", 1);
+    setenv("STAGEPROF_GZIP", "yes", 1);
+    setenv("STAGEPROF_MAX_FILES", "5", 1);
+    setenv("STAGEPROF_MAX_DIR_BYTES", "1G", 1);
+    setenv("STAGEPROF_SNAPSHOT_SIGNAL", "SIGUSR2", 1);
+    setenv("STAGEPROF_CRASH_DUMP", "1", 1);
+    setenv("STAGEPROF_FOLLOW_FORK", "0", 1);
+    ASSERT_EQ(stageprof__config_resolve(NULL, &c), 0);
+    ASSERT_EQ(c.buffer_runs, 16);
+    ASSERT_EQ(c.sample_runs, 10);
+    ASSERT_EQ(c.gzip, 1);
+    ASSERT_EQ(c.max_files, 5);
+    ASSERT_EQ(c.max_dir_bytes, 1ll << 30);
+    ASSERT_EQ(c.snapshot_signal, SIGUSR2);
+    ASSERT_EQ(c.crash_dump, 1);
+    ASSERT_EQ(c.follow_fork, 0);
+    ASSERT_EQ(c.nwarnings, 0);
+    stageprof__config_fini(&c);
+
+    setenv("STAGEPROF_BUFFER_RUNS", "8", 1); /* the main name wins */
+    stageprof_config_t api;
+    stageprof_config_init(&api);
+    api.sample_runs = 3; /* API wins */
+    ASSERT_EQ(stageprof__config_resolve(&api, &c), 0);
+    ASSERT_EQ(c.buffer_runs, 8);
+    ASSERT_EQ(c.sample_runs, 3);
+    stageprof__config_fini(&c);
+}
+
+STAGEPROF_TEST(always_on_bad_values)
+{
+    setenv("STAGEPROF_BUFFER_RUNS", "-3", 1);
+    setenv("STAGEPROF_SAMPLE_RUNS", "0", 1);
+    setenv("STAGEPROF_GZIP", "maybe", 1);
+    setenv("STAGEPROF_MAX_FILES", "ten", 1);
+    setenv("STAGEPROF_MAX_DIR_BYTES", "-1M", 1);
+    setenv("STAGEPROF_SNAPSHOT_SIGNAL", "SIGKILL", 1);
+    setenv("STAGEPROF_CRASH_DUMP", "2", 1);
+    setenv("STAGEPROF_FOLLOW_FORK", "", 1); /* empty is "off", valid */
+    stageprof_config_t api;
+    stageprof_config_init(&api);
+    api.log_cb = log_cb;
+    struct conf c;
+    ASSERT_EQ(stageprof__config_resolve(&api, &c), 0);
+    ASSERT_EQ(nlogs, 7);
+    ASSERT_EQ(c.buffer_runs, 64);
+    ASSERT_EQ(c.sample_runs, 1);
+    ASSERT_EQ(c.gzip, 0);
+    ASSERT_EQ(c.max_files, 0);
+    ASSERT_EQ(c.max_dir_bytes, 0);
+    ASSERT_EQ(c.snapshot_signal, 0);
+    ASSERT_EQ(c.crash_dump, 0);
+    ASSERT_EQ(c.follow_fork, 0);
+    stageprof__config_fini(&c);
+}
+
+STAGEPROF_TEST_LIST(
+    STAGEPROF_CASE(count_and_signal_parsers),
+    STAGEPROF_CASE(always_on_settings), STAGEPROF_CASE(always_on_bad_values),
+    STAGEPROF_CASE(parse_bool_values), STAGEPROF_CASE(parse_size_values),
+    STAGEPROF_CASE(category_rules), STAGEPROF_CASE(api_wins_over_environment),
+    STAGEPROF_CASE(defaults_without_anything),
+    STAGEPROF_CASE(roboflow_alias_enables),
+    STAGEPROF_CASE(bad_values_reported_once_defaults_used),
+    STAGEPROF_CASE(huge_and_hostile_values),
+    STAGEPROF_CASE(dir_that_is_a_file_falls_back),
+    STAGEPROF_CASE(log_file_receives_warnings), STAGEPROF_CASE(bad_api_values))
