@@ -378,7 +378,7 @@ int stageprof_stop(void)
     STORE_RELEASE(&stageprof_hot_state, STATE_OFF);
     pthread_mutex_unlock(&stageprof__g.lock);
 
-    int rc = traced ? stageprof__writer_write_file(1) : 0;
+    int rc = traced ? stageprof__trace_file_write(1) : 0;
     stageprof__clock_close();
     return rc;
 }
@@ -390,7 +390,7 @@ int stageprof_flush(void)
     pthread_mutex_unlock(&stageprof__g.lock);
     if (!ever)
         return STAGEPROF_ENOTSTARTED;
-    return stageprof__writer_write_file(0);
+    return stageprof__trace_file_write(0);
 }
 
 int stageprof_is_tracing(void)

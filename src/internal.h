@@ -235,14 +235,29 @@ struct sink {
     void *ud;
 };
 
-/* Write all unwritten events as one trace to @sink; consume them on 0. */
-int stageprof__writer_write(struct sink *sink, int final);
+/* Flags of a write. */
+enum {
+    WRITE_FINAL = 1, /* written when profiling stops (the trace says so) */
+    WRITE_KEEP = 2   /* a snapshot: the events stay for later traces */
+};
+
+/*
+ * Write the events not yet written (WRITE_KEEP: without consuming them) as
+ * one trace to @sink. Caller holds stageprof__g.wlock (or is alone).
+ */
+int stageprof__writer_write(struct sink *sink, int flags);
+
+/* ------------------------------------------------------------------------ */
+/* Trace files (trace_file.c)                                               */
+/* ------------------------------------------------------------------------ */
+
 /* Write a trace to an open file descriptor (not closed). */
-int stageprof__writer_write_fd(int fd, int final);
-/* Write a trace file into the configured directory. */
-int stageprof__writer_write_file(int final);
-/* Test hook: every file write fails with @err after @after bytes. */
-void stageprof__writer_set_fail(int err, long long after);
+int stageprof__trace_file_write_fd(int fd, int flags);
+/* Write a trace file into the configured directory (takes wlock). */
+int stageprof__trace_file_write(int flags);
+/* Test hook: file writes fail with @err after @after bytes (-2: the final
+ * rename fails; 0 for @err restores). */
+void stageprof__trace_file_set_fail(int err, long long after);
 /* Fixed pid/tid/host fields for byte-comparable tests. */
 void stageprof__writer_set_fixed_ids(int on);
 

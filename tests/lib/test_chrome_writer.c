@@ -166,7 +166,7 @@ STAGEPROF_TEST(dev_full_reports_enospc)
     int fd = open("/dev/full", O_WRONLY);
     if (fd < 0)
         STAGEPROF_SKIP("no /dev/full");
-    ASSERT_EQ(stageprof__writer_write_fd(fd, 0), STAGEPROF_ENOSPC);
+    ASSERT_EQ(stageprof__trace_file_write_fd(fd, 0), STAGEPROF_ENOSPC);
     close(fd);
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"name\":\"stage\""), 10);
@@ -245,11 +245,11 @@ STAGEPROF_TEST(sink_failure_hook_on_files)
     char *dir = tmpdir();
     start_fake(dir, 0);
     record_some(20);
-    stageprof__writer_set_fail(STAGEPROF_EIO, 100);
+    stageprof__trace_file_set_fail(STAGEPROF_EIO, 100);
     ASSERT_EQ(stageprof_flush(), STAGEPROF_EIO);
     ASSERT_EQ(files_in(dir, ".json"), 0);
     ASSERT_EQ(files_in(dir, ".tmp"), 0);
-    stageprof__writer_set_fail(0, 0);
+    stageprof__trace_file_set_fail(0, 0);
     ASSERT_EQ(stageprof_flush(), 0);
     ASSERT_EQ(files_in(dir, ".json"), 1);
 }
@@ -281,11 +281,11 @@ STAGEPROF_TEST(failed_rename_keeps_events)
     char *dir = tmpdir();
     start_fake(dir, 0);
     record_some(7);
-    stageprof__writer_set_fail(STAGEPROF_EIO, -2); /* rename fails */
+    stageprof__trace_file_set_fail(STAGEPROF_EIO, -2); /* rename fails */
     ASSERT_EQ(stageprof_flush(), STAGEPROF_EIO);
     ASSERT_EQ(files_in(dir, ".json"), 0);
     ASSERT_EQ(files_in(dir, ".tmp"), 0);
-    stageprof__writer_set_fail(0, 0);
+    stageprof__trace_file_set_fail(0, 0);
     ASSERT_EQ(stageprof_flush(), 0);
     char path[4096];
     ASSERT_EQ(stageprof_get_last_path(path, sizeof path), 0);
