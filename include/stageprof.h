@@ -253,6 +253,29 @@ STAGEPROF_API int stageprof_stop(void);
 STAGEPROF_API int stageprof_flush(void);
 
 /*
+ * stageprof_snapshot - write everything recorded and not yet written to a
+ * new trace file, without consuming it and without stopping recording.
+ *
+ * The events stay buffered: the next snapshot, flush or stop writes them
+ * again (with whatever was recorded since). The file is written like any
+ * other (atomically, gzip and retention as configured; two snapshots in one
+ * second get distinct names) and its header says "final":false. With
+ * STAGEPROF_SNAPSHOT_SIGNAL set, the same happens when the process receives
+ * that signal (written by a background thread, never in the handler).
+ *
+ * Thread-safe. One trace is written at a time: a snapshot requested while
+ * another write (snapshot, flush or stop) is in progress waits for it, then
+ * writes its own file. A snapshot racing stageprof_stop() either completes
+ * before the final trace is written or returns STAGEPROF_ENOTSTARTED; it
+ * never writes after it. A failed snapshot keeps every event (nothing is
+ * counted as written); the next one tries again.
+ *
+ * Returns 0, STAGEPROF_ENOTSTARTED when not tracing, or the write's error
+ * as for stageprof_stop().
+ */
+STAGEPROF_API int stageprof_snapshot(void);
+
+/*
  * stageprof_is_tracing - 1 when events are being recorded, else 0.
  */
 STAGEPROF_API int stageprof_is_tracing(void);

@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ring.h"
 #include "tbuf.h"
 #include "util/json.h"
 #include "util/strbuf.h"
@@ -190,6 +191,8 @@ struct pend {
     uint64_t run;
     int args_head, args_tail; /* argref list */
     int carried;              /* begun in an earlier file */
+    int skip;                 /* not written: its run left the ring, or its
+                                 begin was evicted */
 };
 
 /* Per-thread snapshot taken under tbuf.lock. */
@@ -203,6 +206,7 @@ struct snap {
     unsigned new_open;
     uint64_t new_run;
     uint64_t new_open_run[STAGEPROF_MAX_DEPTH];
+    unsigned char new_open_skip[STAGEPROF_MAX_DEPTH];
 };
 
 struct u64vec {
@@ -212,6 +216,9 @@ struct u64vec {
 
 struct writer {
     struct out out;
+    struct ring_view view; /* runs kept; chunks not freed meanwhile */
+    int keep;              /* the current run's events are written */
+    uint64_t spans_cut;    /* spans whose end or begin was evicted */
     struct frags frags;
     struct clock_map clock;
     uint64_t base; /* base monotonic ns */
@@ -538,6 +545,29 @@ static void emit_pair(struct writer *w, int tid, const struct rec *r,
     ev_commit(w, p);
 }
 
+/*
+ * A chunk that does not follow the previous one (chunks between were
+ * evicted) starts at its own nesting depth: spans whose end was evicted are
+ * dropped from the stack, spans whose begin was evicted are pushed as
+ * entries whose end is not written. Contiguous chunks need neither.
+ */
+static void align_stack(struct writer *w, unsigned depth)
+{
+    while ((unsigned)w->depth > depth) {
+        struct pend *e = &w->stack[--w->depth];
+        if (!e->skip)
+            w->spans_cut++;
+    }
+    while ((unsigned)w->depth < depth &&
+           w->depth < (int)(sizeof w->stack / sizeof w->stack[0])) {
+        struct pend *e = &w->stack[w->depth++];
+        memset(e, 0, sizeof *e);
+        e->args_head = e->args_tail = -1;
+        e->skip = 1;
+        w->spans_cut++;
+    }
+}
+
 /* Size of the record at @r, or 0 when it does not fit in @avail bytes. */
 static size_t rec_size(const struct rec *r, size_t avail)
 {
@@ -615,6 +645,7 @@ static void replay(struct writer *w, struct snap *s, int tid,
             e->run = *run;
             e->args_head = e->args_tail = -1;
             e->carried = 0;
+            e->skip = !w->keep;
             break;
         }
         case REC_END: {
@@ -622,7 +653,9 @@ static void replay(struct writer *w, struct snap *s, int tid,
                 break;
             struct pend *e = &w->stack[--w->depth];
             uint64_t ns = stageprof__clock_map_ns(&w->clock, r->a);
-            if (e->carried)
+            if (e->skip)
+                ;
+            else if (e->carried)
                 emit_end(w, tid, e, ns);
             else
                 emit_span(w, tid, e, "{\"ph\":\"X\",", ns);
@@ -631,11 +664,14 @@ static void replay(struct writer *w, struct snap *s, int tid,
             break;
         }
         case REC_COMPLETE: {
-            struct pend e = {r[0].a, site, NULL, 0, *run, -1, -1, 0};
-            emit_span(w, tid, &e, "{\"ph\":\"X\",", r[0].a + r[1].a);
+            struct pend e = {r[0].a, site, NULL, 0, *run, -1, -1, 0, 0};
+            if (w->keep)
+                emit_span(w, tid, &e, "{\"ph\":\"X\",", r[0].a + r[1].a);
             break;
         }
         case REC_INSTANT:
+            if (!w->keep)
+                break;
             w->instant = r;
             w->instant_run = *run;
             w->inst_args_head = w->inst_args_tail = -1;
@@ -646,12 +682,16 @@ static void replay(struct writer *w, struct snap *s, int tid,
                 *run = r[1].a;
             else if (*run == r[1].a)
                 *run = 0;
-            emit_pair(w, tid, r, *run);
+            if (phase != RUN_SET &&
+                stageprof__ring_view_keeps(&w->view, r[1].a))
+                emit_pair(w, tid, r, *run);
+            w->keep = stageprof__ring_view_keeps(&w->view, *run);
             break;
         }
         case REC_COUNTER:
         case REC_FLOW:
-            emit_pair(w, tid, r, *run);
+            if (w->keep)
+                emit_pair(w, tid, r, *run);
             break;
         default:
             break;
@@ -734,8 +774,20 @@ static void header(struct writer *w, int final)
             stageprof__sb_adds(&sb, ",");
         stageprof__json_str(&sb, c->warnings[i], strlen(c->warnings[i]));
     }
+    const struct ring_view *v = &w->view;
+    stageprof__sb_addf(
+        &sb,
+        "],\"ring\":{\"active\":%s,\"capacity\":%llu,\"runs_kept\":%llu,"
+        "\"runs_in_progress\":%llu,\"runs_evicted\":%llu,"
+        "\"sample_runs\":%llu,\"runs_sampled_out\":%llu,"
+        "\"pinned_bytes\":%llu,\"pinned_chunks_refused\":%llu}",
+        v->active ? "true" : "false", (unsigned long long)v->capacity,
+        (unsigned long long)v->kept, (unsigned long long)v->running,
+        (unsigned long long)v->evicted, (unsigned long long)v->sample_rate,
+        (unsigned long long)v->sampled_out, (unsigned long long)v->pinned_bytes,
+        (unsigned long long)v->pinned_dropped);
     stageprof__sb_addf(&sb,
-                       "]},\n\"time_base\":{\"unix_ns\":%llu,"
+                       "},\n\"time_base\":{\"unix_ns\":%llu,"
                        "\"monotonic_ns\":%llu},\n\"traceEvents\":[\n",
                        (unsigned long long)stageprof__g.base_real_ns,
                        (unsigned long long)stageprof__g.base_mono_ns);
@@ -888,6 +940,9 @@ int stageprof__writer_write(struct sink *sink, int flags)
      * it. Only the writer (wlock held) removes threads, so the copied
      * pointers stay valid.
      */
+    /* From here until the view is closed no chunk is evicted. */
+    if (stageprof__ring_view_open(&w->view) != 0)
+        w->oom = 1;
     pthread_mutex_lock(&stageprof__g.lock);
     w->base = stageprof__g.base_mono_ns;
     header(w, final);
@@ -940,38 +995,50 @@ int stageprof__writer_write(struct sink *sink, int flags)
             e->args_head = e->args_tail = -1;
             e->carried = 1;
             e->run = tb->wr_open_run[i];
+            e->skip = tb->wr_open_skip[i];
         }
         uint64_t run = tb->wr_run;
         for (size_t k = 0; k < nfz[ti]; k++) {
             struct frozen *f = &fz[ti][k];
-            if (f->from == 0)
+            if (f->from == 0) {
                 run = f->c->run_at_start;
+                align_stack(w, f->c->depth_at_start);
+            }
+            w->keep = stageprof__ring_view_keeps(&w->view, run);
             replay(w, s, tid, f->c->data + f->from, f->c->data + f->to, &run);
         }
         flush_instant(w, tid);
         /* Spans still open: written as "B", ended by "E" in a later file. */
         for (int i = 0; i < w->depth; i++) {
             struct pend *e = &w->stack[i];
-            if (!e->carried) {
+            if (!e->carried && !e->skip) {
                 emit_span(w, tid, e, "{\"ph\":\"B\",", 0);
                 w->open_spans++;
             }
         }
         s->new_open = (unsigned)w->depth;
         s->new_run = run;
-        for (int i = 0; i < w->depth && i < (int)STAGEPROF_MAX_DEPTH; i++)
+        for (int i = 0; i < w->depth && i < (int)STAGEPROF_MAX_DEPTH; i++) {
             s->new_open_run[i] = w->stack[i].run;
+            s->new_open_skip[i] = (unsigned char)w->stack[i].skip;
+        }
     }
 
     struct counts t;
     uint64_t *open = NULL;
     size_t nopen = 0;
     uint64_t run_end_bad = match_runs(w, &open, &nopen);
+    /* With the ring, ends of runs it never saw begin are counted there
+     * (the writer only sees the runs still kept). */
+    if (w->view.active)
+        run_end_bad = 0;
     pthread_mutex_lock(&stageprof__g.lock);
     stageprof__tbuf_counts(&t);
     uint64_t misuse_run_end = stageprof__g.misuse_run_end;
     uint64_t dropped_reported = stageprof__g.dropped_reported;
     pthread_mutex_unlock(&stageprof__g.lock);
+    if (w->view.active)
+        misuse_run_end = w->view.unmatched_ends;
     trailer(w, &t, misuse_run_end + run_end_bad, dropped_reported, nopen);
     out_flush(&w->out);
     int rc = w->out.err ? w->out.err : (w->oom ? STAGEPROF_ENOMEM : 0);
@@ -993,6 +1060,8 @@ int stageprof__writer_write(struct sink *sink, int flags)
             tb->wr_open = snaps[ti].new_open;
             memcpy(tb->wr_open_run, snaps[ti].new_open_run,
                    sizeof tb->wr_open_run);
+            memcpy(tb->wr_open_skip, snaps[ti].new_open_skip,
+                   sizeof tb->wr_open_skip);
             tb->wr_run = snaps[ti].new_run;
             pthread_mutex_unlock(&tb->lock);
         }
@@ -1008,6 +1077,7 @@ int stageprof__writer_write(struct sink *sink, int flags)
         stageprof__g.write_errors++;
     }
     pthread_mutex_unlock(&stageprof__g.lock);
+    stageprof__ring_view_close(&w->view);
     if (rc == 0)
         stageprof__tbuf_reclaim();
 

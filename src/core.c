@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ring.h"
 #include "tbuf.h"
 
 int stageprof_hot_state;
@@ -308,6 +309,8 @@ static int start_locked(const stageprof_config_t *user)
 
     struct conf conf;
     rc = stageprof__config_resolve(&cfg, &conf);
+    if (rc == 0 && (rc = stageprof__ring_open(&conf)) != 0)
+        stageprof__config_fini(&conf);
     if (rc != 0)
         return rc;
 
@@ -426,7 +429,7 @@ int stageprof_get_stats(stageprof_stats_t *stats)
     stageprof__tbuf_counts(&c);
     s.events_dropped = c.dropped;
     s.misuse = c.end_other + c.end_twice + c.unclosed + c.depth + c.arg +
-               stageprof__g.misuse_run_end;
+               stageprof__g.misuse_run_end + stageprof__ring_unmatched_ends();
     s.threads = stageprof__g.threads_seen;
     s.events_written = stageprof__g.events_written;
     s.traces_written = stageprof__g.traces_written;

@@ -7,15 +7,16 @@
  * Whether a run end matches a begin is checked by the writer, which sees
  * all threads; recording stays lock-free.
  */
+#include "ring.h"
 #include "tbuf.h"
 
 static void pair_put(struct tbuf *tb, stageprof_site_t *site, unsigned kind,
-                     uint64_t id, uint64_t phase)
+                     uint64_t ticks, uint64_t id, uint64_t phase)
 {
     struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
     if (r == NULL)
         return;
-    r[0].a = clock_ticks();
+    r[0].a = ticks;
     r[0].b = (uintptr_t)site | kind;
     r[1].a = id;
     r[1].b = phase;
@@ -27,8 +28,8 @@ static void flow_put(stageprof_site_t *site, uint64_t id, uint64_t phase)
     if (unlikely(!record_gate(site)))
         return;
     struct tbuf *tb = tbuf_get();
-    if (likely(tb != NULL))
-        pair_put(tb, site, REC_FLOW, id, phase);
+    if (likely(tb != NULL) && !tb->muted)
+        pair_put(tb, site, REC_FLOW, clock_ticks(), id, phase);
 }
 
 void stageprof_flow_begin(stageprof_site_t *site, uint64_t id)
@@ -57,13 +58,37 @@ static struct tbuf *run_gate(void)
     return tbuf_get();
 }
 
+/*
+ * Make @run_id the thread's current run. With head sampling, a run not
+ * sampled mutes the thread (nothing recorded) until its current run
+ * changes; the writer is told the thread left its previous run, so that
+ * the events after the muted stretch are attributed right.
+ */
+static int enter_run(struct tbuf *tb, uint64_t run_id)
+{
+    int muted = run_id != 0 && !stageprof__ring_sampled(run_id);
+    if (muted && !tb->muted && tb->run != 0)
+        pair_put(tb, NULL, REC_RUN, clock_ticks(), 0, RUN_SET);
+    tb->run = run_id;
+    tb->muted = muted;
+    if (run_id != 0 && !muted)
+        stageprof__tbuf_mark_run(tb);
+    return !muted;
+}
+
 void stageprof_run_begin(stageprof_site_t *site, uint64_t run_id)
 {
     struct tbuf *tb = run_gate();
     if (tb == NULL || run_id == 0)
         return;
-    tb->run = run_id;
-    pair_put(tb, site, REC_RUN, run_id, RUN_BEGIN);
+    if (!enter_run(tb, run_id)) {
+        stageprof__ring_sampled_out();
+        return;
+    }
+    uint64_t now = clock_ticks();
+    /* Registered before its first record: the ring protects it from then. */
+    stageprof__ring_run_begin(run_id, now);
+    pair_put(tb, site, REC_RUN, now, run_id, RUN_BEGIN);
 }
 
 void stageprof_run_end(stageprof_site_t *site, uint64_t run_id)
@@ -71,9 +96,16 @@ void stageprof_run_end(stageprof_site_t *site, uint64_t run_id)
     struct tbuf *tb = run_gate();
     if (tb == NULL || run_id == 0)
         return;
-    if (tb->run == run_id)
+    int current = tb->run == run_id;
+    if (current) {
         tb->run = 0;
-    pair_put(tb, site, REC_RUN, run_id, RUN_END);
+        tb->muted = 0;
+    }
+    if (!stageprof__ring_sampled(run_id))
+        return;
+    uint64_t now = clock_ticks();
+    pair_put(tb, site, REC_RUN, now, run_id, RUN_END);
+    stageprof__ring_run_end(run_id, now);
 }
 
 void stageprof_run_set_current(uint64_t run_id)
@@ -81,8 +113,8 @@ void stageprof_run_set_current(uint64_t run_id)
     struct tbuf *tb = run_gate();
     if (tb == NULL || tb->run == run_id)
         return;
-    tb->run = run_id;
-    pair_put(tb, NULL, REC_RUN, run_id, RUN_SET);
+    if (enter_run(tb, run_id))
+        pair_put(tb, NULL, REC_RUN, clock_ticks(), run_id, RUN_SET);
 }
 
 uint64_t stageprof_run_get_current(void)

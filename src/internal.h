@@ -203,7 +203,8 @@ struct global {
     stageprof_malloc_cb malloc_fn;
     stageprof_free_cb free_fn;
     void *alloc_data;
-    uint64_t live_allocs; /* outstanding allocations (atomic) */
+    uint64_t live_allocs;     /* outstanding allocations (atomic) */
+    double cost_ns_per_event; /* one span's recording cost at start; 0 none */
 };
 
 extern struct global stageprof__g;
@@ -260,6 +261,21 @@ int stageprof__trace_file_write(int flags);
 void stageprof__trace_file_set_fail(int err, long long after);
 /* Fixed pid/tid/host fields for byte-comparable tests. */
 void stageprof__writer_set_fixed_ids(int on);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshots (snapshot.c) and the overhead statement (overhead.c)           */
+/* ------------------------------------------------------------------------ */
+
+/* Install the snapshot signal and its thread (g.lock held, tracing). */
+void stageprof__snapshot_start(void);
+/* Restore the signal's handler and end the thread (no lock held). */
+void stageprof__snapshot_stop(void);
+/* Measure one span's recording cost in ns (g.lock held, tracing on). */
+double stageprof__overhead_calibrate(void);
+/* "overhead":{...} for a trace holding @file_events events, into @buf. */
+void stageprof__overhead_json(char *buf, size_t len, uint64_t file_events);
+/* A trace that consumed its @events events was written (wlock held). */
+void stageprof__overhead_note(uint64_t events);
 
 /* ------------------------------------------------------------------------ */
 /* System facts (sysinfo.c)                                                 */

@@ -68,7 +68,7 @@ begin_slow(stageprof_site_t *site)
     if (unlikely(!record_gate(site)))
         return stageprof_span_none();
     struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL))
+    if (unlikely(tb == NULL || tb->muted))
         return stageprof_span_none();
     unsigned depth = tb->depth;
     if (unlikely(depth >= STAGEPROF_MAX_DEPTH)) {
@@ -97,7 +97,7 @@ stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
 {
     struct tbuf *tb = stageprof__tls;
     if (unlikely(LOAD_RELAXED(&stageprof_hot_state) != STATE_TRACING ||
-                 site == NULL || tb == NULL ||
+                 site == NULL || tb == NULL || tb->muted ||
                  LOAD_RELAXED(&site->filter) !=
                      LOAD_RELAXED(&stageprof__g.filter_token)))
         return begin_slow(site);
@@ -129,7 +129,7 @@ stageprof_span_t stageprof_span_begin_name(stageprof_site_t *site,
     if (unlikely(!record_gate(site)))
         return stageprof_span_none();
     struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL))
+    if (unlikely(tb == NULL || tb->muted))
         return stageprof_span_none();
     if (unlikely(tb->depth >= STAGEPROF_MAX_DEPTH)) {
         BUMP(&tb->mis_depth);
@@ -234,7 +234,7 @@ void stageprof_span_complete(stageprof_site_t *site, uint64_t start_ns,
     if (unlikely(!record_gate(site)))
         return;
     struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL))
+    if (unlikely(tb == NULL || tb->muted))
         return;
     struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
     if (r == NULL)
@@ -251,7 +251,7 @@ stageprof_span_t stageprof_instant(stageprof_site_t *site)
     if (unlikely(!record_gate(site)))
         return stageprof_span_none();
     struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL))
+    if (unlikely(tb == NULL || tb->muted))
         return stageprof_span_none();
     struct rec *r = tbuf_reserve(tb, REC_SIZE);
     if (r == NULL)

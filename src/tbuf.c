@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "ring.h"
 #include "tbuf.h"
 
 __thread struct tbuf *stageprof__tls __attribute__((tls_model("initial-exec")));
@@ -112,6 +113,8 @@ static struct chunk *pool_take(uint64_t size)
 static void chunk_release(struct chunk *c)
 {
     uint64_t size = (uint64_t)c->cap + sizeof *c;
+    if (LOAD_RELAXED(&c->flags) & CHUNK_PINNED)
+        stageprof__ring_unpin(size);
     pthread_mutex_lock(&pool.lock);
     if (pool.n < FREE_CHUNKS_MAX && (pool.n == 0 || pool.size == size)) {
         pool.size = size;
@@ -143,23 +146,41 @@ void stageprof__tbuf_pool_drain(void)
     }
 }
 
+/* A chunk of @size bytes within the budget: reused, or newly allocated. */
+static struct chunk *chunk_get(uint64_t size)
+{
+    struct chunk *c = pool_take(size);
+    if (c != NULL)
+        return c;
+    uint64_t budget = LOAD_RELAXED(&stageprof__g.budget);
+    uint64_t before =
+        __atomic_fetch_add(&stageprof__g.bytes_in_use, size, __ATOMIC_RELAXED);
+    if (before + size <= budget)
+        c = stageprof__malloc(size);
+    if (c == NULL)
+        __atomic_fetch_sub(&stageprof__g.bytes_in_use, size, __ATOMIC_RELAXED);
+    return c;
+}
+
 int stageprof__tbuf_grow(struct tbuf *tb, size_t need)
 {
     uint64_t size = LOAD_RELAXED(&stageprof__g.chunk_bytes);
-    uint64_t budget = LOAD_RELAXED(&stageprof__g.budget);
     uint64_t reserve = (uint64_t)tb->depth * REC_SIZE;
     struct chunk *c = NULL;
+    unsigned flags = tb->run != 0 ? CHUNK_RUN : 0;
 
     if (size >= sizeof *c + reserve + need) {
-        c = pool_take(size);
-        if (c == NULL) {
-            uint64_t before = __atomic_fetch_add(&stageprof__g.bytes_in_use,
-                                                 size, __ATOMIC_RELAXED);
-            if (before + size <= budget)
-                c = stageprof__malloc(size);
-            if (c == NULL)
-                __atomic_fetch_sub(&stageprof__g.bytes_in_use, size,
-                                   __ATOMIC_RELAXED);
+        /* Start-up data outside runs is pinned, within its own share. */
+        int ring = stageprof__ring_is_active();
+        if (ring && flags == 0 && stageprof__ring_is_startup())
+            flags = stageprof__ring_pin(size) ? CHUNK_PINNED : ~0u;
+        if (flags != ~0u) {
+            c = chunk_get(size);
+            /* Budget full: let the ring free what it no longer keeps. */
+            if (c == NULL && ring && stageprof__ring_evict() > 0)
+                c = chunk_get(size);
+            if (c == NULL && (flags & CHUNK_PINNED))
+                stageprof__ring_unpin(size);
         }
     }
     if (c == NULL) {
@@ -177,18 +198,103 @@ int stageprof__tbuf_grow(struct tbuf *tb, size_t need)
     c->cap = size - sizeof *c;
     c->used = 0;
     c->read = 0;
+    c->last_ticks = UINT64_MAX;
+    c->depth_at_start = tb->depth;
+    STORE_RELAXED(&c->flags, flags);
 
     pthread_mutex_lock(&tb->lock);
-    if (tb->cur != NULL)
+    if (tb->cur != NULL) {
+        /* Sealed: everything in it is older than now. */
+        tb->cur->last_ticks = clock_ticks();
         tb->cur->next = c;
-    else
+    } else {
         tb->head = c;
+    }
     tb->cur = c;
     pthread_mutex_unlock(&tb->lock);
 
     tb->pos = c->data;
     tb->limit = c->data + c->cap - reserve;
     return 1;
+}
+
+void stageprof__tbuf_mark_run(struct tbuf *tb)
+{
+    struct chunk *c = tb->cur;
+    if (c != NULL)
+        STORE_RELAXED(&c->flags, LOAD_RELAXED(&c->flags) | CHUNK_RUN);
+}
+
+/* Unlink @c (after @prev, or the head) from @tb and release it. */
+static uint64_t evict_chunk(struct tbuf *tb, struct chunk *prev,
+                            struct chunk *c)
+{
+    if (prev != NULL)
+        prev->next = c->next;
+    else
+        tb->head = c->next;
+    uint64_t size = (uint64_t)c->cap + sizeof *c;
+    chunk_release(c);
+    return size;
+}
+
+/* Outside-run chunk: neither pinned nor holding run events. */
+static int is_outside(const struct chunk *c)
+{
+    return LOAD_RELAXED(&c->flags) == 0;
+}
+
+uint64_t stageprof__tbuf_evict(uint64_t horizon, uint64_t outside_max)
+{
+    if (pthread_mutex_trylock(&stageprof__g.lock) != 0)
+        return 0;
+    uint64_t freed = 0, outside = 0;
+    for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next) {
+        if (pthread_mutex_trylock(&tb->lock) != 0)
+            continue;
+        struct chunk *prev = NULL, *c = tb->head;
+        while (c != NULL && c != tb->cur) {
+            struct chunk *next = c->next;
+            if (!(LOAD_RELAXED(&c->flags) & CHUNK_PINNED) &&
+                c->last_ticks < horizon) {
+                freed += evict_chunk(tb, prev, c);
+            } else {
+                if (is_outside(c))
+                    outside += (uint64_t)c->cap + sizeof *c;
+                prev = c;
+            }
+            c = next;
+        }
+        pthread_mutex_unlock(&tb->lock);
+    }
+    /* Outside-run data beyond its window: oldest first, across threads. */
+    while (outside > outside_max) {
+        struct tbuf *best_tb = NULL;
+        struct chunk *best = NULL, *best_prev = NULL;
+        for (struct tbuf *tb = stageprof__g.threads; tb; tb = tb->next) {
+            if (pthread_mutex_trylock(&tb->lock) != 0)
+                continue;
+            struct chunk *prev = NULL;
+            for (struct chunk *c = tb->head; c && c != tb->cur; c = c->next) {
+                if (is_outside(c) &&
+                    (best == NULL || c->last_ticks < best->last_ticks)) {
+                    best = c, best_prev = prev, best_tb = tb;
+                }
+                prev = c;
+            }
+            pthread_mutex_unlock(&tb->lock);
+        }
+        if (best == NULL || pthread_mutex_trylock(&best_tb->lock) != 0)
+            break;
+        /* Still linked where it was: only evictors unlink, and we hold the
+         * ring's lock; the owner only appends after its current chunk. */
+        uint64_t size = evict_chunk(best_tb, best_prev, best);
+        pthread_mutex_unlock(&best_tb->lock);
+        freed += size;
+        outside -= size;
+    }
+    pthread_mutex_unlock(&stageprof__g.lock);
+    return freed;
 }
 
 /* Free the chunks of @tb the writer has fully consumed (tb->lock held). */

@@ -84,6 +84,9 @@ struct chunk {
     size_t cap;            /* bytes in data */
     size_t used;           /* committed bytes (owner release, reader acquire) */
     size_t read;           /* bytes already written (writer only) */
+    uint64_t last_ticks;   /* clock when sealed; UINT64_MAX while current */
+    unsigned depth_at_start; /* open spans of the thread when started */
+    unsigned flags;          /* CHUNK_PINNED, CHUNK_RUN (ring.h; atomic) */
     uint64_t pad_;
     unsigned char data[]; /* records, 16-byte aligned */
 };
@@ -97,6 +100,7 @@ struct tbuf {
     unsigned depth;       /* open recorded spans */
     unsigned serial;      /* last span serial handed out */
     uint64_t run;         /* current run, 0 none */
+    int muted;            /* current run not sampled: record nothing */
     unsigned char *after_instant; /* pos just after the last instant */
     unsigned instant_serial;      /* serial of that instant */
     unsigned stack_serial[STAGEPROF_MAX_DEPTH]; /* serial per open level */
@@ -122,7 +126,8 @@ struct tbuf {
 
     /* writer state, kept between trace files */
     unsigned wr_open; /* spans whose begin went into an earlier file */
-    uint64_t wr_open_run[STAGEPROF_MAX_DEPTH]; /* their runs, for "E" */
+    uint64_t wr_open_run[STAGEPROF_MAX_DEPTH];       /* their runs, for "E" */
+    unsigned char wr_open_skip[STAGEPROF_MAX_DEPTH]; /* not written */
     uint64_t wr_run; /* current run at the point already written */
     uint64_t seq;    /* registration order, for fixed test ids */
 };
@@ -149,6 +154,15 @@ void stageprof__tbuf_counts(struct counts *out);
 uint64_t stageprof__tbuf_bytes(void);
 /* Return the free chunks to the allocator. */
 void stageprof__tbuf_pool_drain(void);
+/*
+ * Free unpinned chunks sealed before @horizon, then the oldest outside-run
+ * chunks while they hold more than @outside_max bytes. Never waits for a
+ * lock (a busy thread is skipped). Caller holds the ring's lock and no
+ * writer is reading. Returns the bytes freed.
+ */
+uint64_t stageprof__tbuf_evict(uint64_t horizon, uint64_t outside_max);
+/* Mark the thread's current chunk as holding run events. */
+void stageprof__tbuf_mark_run(struct tbuf *tb);
 
 /* Publish everything before @pos (the new tb->pos) to the writer. */
 static inline void tbuf_commit_at(struct tbuf *tb, unsigned char *pos)

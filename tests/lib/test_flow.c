@@ -53,7 +53,9 @@ STAGEPROF_TEST(run_id_zero_ignored_and_set_clears)
     start_fake(NULL, 0);
     STAGEPROF_RUN_BEGIN("frame", 0); /* 0 means "no run" */
     ASSERT_UEQ(stageprof_run_get_current(), 0);
-    stageprof_run_set_current(5);
+    STAGEPROF_RUN_BEGIN("frame", 5);
+    stageprof_run_set_current(0);
+    stageprof_run_set_current(5); /* adopt it again */
     {
         STAGEPROF_SCOPE(s, "in5", "x");
     }
@@ -62,8 +64,8 @@ STAGEPROF_TEST(run_id_zero_ignored_and_set_clears)
         STAGEPROF_SCOPE(s, "none", "x");
     }
     char *trace = write_to_string(NULL);
-    ASSERT_EQ(count_of(trace, "\"ph\":\"b\""), 0);
-    ASSERT_EQ(count_of(trace, "\"run\":5"), 1);
+    ASSERT_EQ(count_of(trace, "\"ph\":\"b\""), 1);
+    ASSERT_EQ(count_of(trace, "\"run\":5"), 2); /* the b event, in5 */
     free(trace);
 }
 
@@ -89,6 +91,33 @@ STAGEPROF_TEST(overlapping_runs_on_one_thread)
     free(trace);
 }
 
+STAGEPROF_TEST(run_never_begun_is_not_kept_by_the_ring)
+{
+    start_fake(NULL, 0);
+    stageprof_run_set_current(77); /* never begun: no run of the ring */
+    {
+        STAGEPROF_SCOPE(s, "tagged", "x");
+    }
+    char *trace = write_to_string(NULL);
+    ASSERT_EQ(count_of(trace, "\"name\":\"tagged\""), 0);
+    free(trace);
+}
+
+STAGEPROF_TEST(run_never_begun_kept_without_ring)
+{
+    setenv("STAGEPROF_BUFFER_RUNS", "0", 1);
+    start_fake(NULL, 0);
+    stageprof_run_set_current(77);
+    {
+        STAGEPROF_SCOPE(s, "tagged", "x");
+    }
+    char *trace = write_to_string(NULL);
+    ASSERT_EQ(count_of(trace, "\"run\":77"), 1);
+    free(trace);
+}
+
 STAGEPROF_TEST_LIST(STAGEPROF_CASE(run_crosses_threads),
                     STAGEPROF_CASE(run_id_zero_ignored_and_set_clears),
-                    STAGEPROF_CASE(overlapping_runs_on_one_thread))
+                    STAGEPROF_CASE(overlapping_runs_on_one_thread),
+                    STAGEPROF_CASE(run_never_begun_is_not_kept_by_the_ring),
+                    STAGEPROF_CASE(run_never_begun_kept_without_ring))

@@ -234,10 +234,14 @@ STAGEPROF_TEST(end_in_later_file_keeps_run)
 {
     names();
     start_fake(NULL, 0);
-    stageprof_run_set_current(9);             /* 1 */
+    stageprof_site_t run = STAGEPROF_SITE_INIT("req", "run");
+    stageprof_run_begin(&run, 9);             /* 1 */
     STAGEPROF_SPAN_BEGIN(s, "long", "serve"); /* 2 */
     stageprof_run_set_current(0);             /* 3 */
-    expect_events("{\"ph\":\"B\",\"name\":\"long\",\"cat\":\"serve\","
+    expect_events("{\"ph\":\"b\",\"name\":\"req\",\"cat\":\"run\","
+                  "\"id\":\"0x9\",\"ts\":1.000,\"pid\":1,\"tid\":1,"
+                  "\"args\":{\"run\":9}},\n"
+                  "{\"ph\":\"B\",\"name\":\"long\",\"cat\":\"serve\","
                   "\"ts\":2.000,\"pid\":1,\"tid\":1,\"args\":{\"run\":9}}");
     STAGEPROF_SPAN_END(s); /* 4 */
     expect_events("{\"ph\":\"E\",\"ts\":4.000,\"pid\":1,\"tid\":1,"

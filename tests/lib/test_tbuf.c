@@ -17,7 +17,8 @@ static stageprof_stats_t stats(void)
 
 STAGEPROF_TEST(budget_full_drops_and_counts)
 {
-    start_fake(NULL, 16 << 10); /* four 4 KiB chunks */
+    setenv("STAGEPROF_BUFFER_RUNS", "0", 1); /* no ring: the bare budget */
+    start_fake(NULL, 16 << 10);              /* four 4 KiB chunks */
     int n = 5000;
     for (int i = 0; i < n; i++) {
         STAGEPROF_SCOPE(s, "s", "x");
