@@ -414,3 +414,18 @@ const char *stageprof__clock_why(void)
 {
     return clk.why;
 }
+
+void stageprof__clock_fork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&clk.lock);
+    } else if (phase == 1) {
+        pthread_mutex_unlock(&clk.lock);
+    } else {
+        /* The anchor thread does not exist in the child; anchors are
+         * still taken before every write. */
+        pthread_mutex_init(&clk.lock, NULL);
+        pthread_cond_init(&clk.wake, NULL);
+        clk.thread_running = 0;
+    }
+}

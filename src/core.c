@@ -215,6 +215,16 @@ void stageprof__log_conf(const struct conf *c, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+void stageprof__log_fork(int phase)
+{
+    if (phase == 0)
+        pthread_mutex_lock(&logt.lock);
+    else if (phase == 1)
+        pthread_mutex_unlock(&logt.lock);
+    else
+        pthread_mutex_init(&logt.lock, NULL);
+}
+
 static void log_target_set(const struct conf *c)
 {
     pthread_mutex_lock(&logt.lock);
@@ -336,6 +346,7 @@ static int start_locked(const stageprof_config_t *user)
     STORE_RELAXED(&stageprof__g.filter_token, (gen << 1) | 1u);
     if (!stageprof__g.atexit_registered && atexit(at_exit) == 0)
         stageprof__g.atexit_registered = 1;
+    stageprof__fork_register();
     stageprof__g.started = 1;
     stageprof__g.ever_started = 1;
     STORE_RELEASE(&stageprof_hot_state,

@@ -288,6 +288,23 @@ void stageprof__sysinfo_json(struct strbuf *sb);
 void stageprof__sysinfo_program(char *buf, size_t len);
 int stageprof__sysinfo_tid(void);
 
+/* ------------------------------------------------------------------------ */
+/* fork() (fork.c and a hook per module)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Install the fork handlers once (at the first start). */
+void stageprof__fork_register(void);
+void stageprof__fork_install(void);
+/*
+ * Module hooks, @phase 0 before fork() (take the module's lock), 1 in the
+ * parent after it (release), 2 in the child (re-create the lock, drop what
+ * belonged to other threads or to the parent).
+ */
+void stageprof__tbuf_fork(int phase);
+void stageprof__ring_fork(int phase);
+void stageprof__clock_fork(int phase);
+void stageprof__log_fork(int phase);
+
 /* Translate an errno value into a STAGEPROF_E* code. */
 int stageprof__translate_errno(int e);
 

@@ -337,3 +337,27 @@ void stageprof__ring_view_close(struct ring_view *v)
     stageprof__free(v->ids);
     v->ids = NULL;
 }
+
+void stageprof__ring_fork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&ring.lock);
+        return;
+    }
+    if (phase == 1) {
+        pthread_mutex_unlock(&ring.lock);
+        return;
+    }
+    /* Child: the parent's runs are not the child's; start-up again. */
+    pthread_mutex_init(&ring.lock, NULL);
+    if (ring.open != NULL)
+        memset(ring.open, 0, ring.open_cap * sizeof *ring.open);
+    ring.open_used = ring.open_live = 0;
+    ring.done_head = ring.done_n = 0;
+    ring.evicted = ring.untracked = ring.unmatched_ends = 0;
+    ring.sampled_out = 0;
+    ring.pinned_bytes = ring.pinned_dropped = 0;
+    ring.pinned_warned = 0;
+    ring.writing = 0;
+    ring.startup = 1;
+}

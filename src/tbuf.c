@@ -421,3 +421,32 @@ void stageprof_thread_set_sort_index(int index)
     tb->has_sort = 1;
     pthread_mutex_unlock(&tb->lock);
 }
+
+void stageprof__tbuf_fork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&pool.lock);
+        return;
+    }
+    if (phase == 1) {
+        pthread_mutex_unlock(&pool.lock);
+        return;
+    }
+    /*
+     * Child (g.lock re-created by the caller): only the forking thread
+     * exists. Every buffer, its own included, holds the parent's events:
+     * drop them all; the thread gets a fresh buffer at its next event.
+     */
+    pthread_mutex_init(&pool.lock, NULL);
+    struct tbuf *tb = stageprof__g.threads;
+    stageprof__g.threads = NULL;
+    while (tb != NULL) {
+        struct tbuf *next = tb->next;
+        pthread_mutex_init(&tb->lock, NULL);
+        tbuf_destroy(tb);
+        tb = next;
+    }
+    stageprof__tls = NULL;
+    if (exit_key_ok)
+        (void)pthread_setspecific(exit_key, NULL);
+}
