@@ -7,9 +7,15 @@
 # ignored); `make format` rewrites them in place.
 set -eu
 cf=${CLANG_FORMAT:-clang-format}
-files=$(git ls-files -co --exclude-standard -- \
-    'include/*.h' 'src/*.[ch]' 'cli/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' \
-    'examples/*.[ch]')
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    files=$(git ls-files -co --exclude-standard -- \
+        'include/*.h' 'src/*.[ch]' 'cli/*.[ch]' 'tests/*.[ch]' \
+        'bench/*.[ch]' 'examples/*.[ch]')
+else
+    # An exported tree without git: every C file of those directories.
+    files=$(find include src cli tests bench examples -name '*.[ch]' \
+        -not -path '*/node_modules/*' | sort)
+fi
 if [ -z "$files" ]; then
     echo "check_format.sh: no C files found (run from the repository root)" >&2
     exit 1
