@@ -7,8 +7,9 @@
  * trace file name (the pid is part of it). With STAGEPROF_FOLLOW_FORK=0 the
  * child records nothing.
  *
- * Locks: the prepare handler takes the profiler's locks in their one order
- * (ring, global, chunk pool, clock, log), so no lock is copied in the middle
+ * Locks: the prepare handler takes the profiler's locks in the order
+ * stageprof_start() nests them (global, ring, chunk pool, clock, log; the
+ * evictor's ring-then-global is a try-lock), so no lock is copied in the middle
  * of a critical section; the parent releases them, the child re-creates
  * them. The writer lock is not taken (a long write would stall fork()): the
  * child re-creates it, as it does each thread buffer's lock, whose owners
@@ -21,8 +22,8 @@
 
 static void prepare(void)
 {
-    stageprof__ring_fork(0);
     pthread_mutex_lock(&stageprof__g.lock);
+    stageprof__ring_fork(0);
     stageprof__tbuf_fork(0);
     stageprof__clock_fork(0);
     stageprof__log_fork(0);
@@ -33,8 +34,8 @@ static void parent(void)
     stageprof__log_fork(1);
     stageprof__clock_fork(1);
     stageprof__tbuf_fork(1);
-    pthread_mutex_unlock(&stageprof__g.lock);
     stageprof__ring_fork(1);
+    pthread_mutex_unlock(&stageprof__g.lock);
 }
 
 static void child(void)

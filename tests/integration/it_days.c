@@ -5,7 +5,7 @@
  *   STAGEPROF_BUFFER_BYTES=8M STAGEPROF_BUFFER_RUNS=32 it_days DIR RUNS
  *
  * Two threads: a front thread begins each run and records a span; one run
- * in 16 it hands to a worker thread through a one-slot mailbox (which
+ * in 64 it hands to a worker thread through a one-slot mailbox (which
  * adopts it, records two nested spans and ends it), the others it finishes
  * itself the same way. Before the first run the front thread records
  * start-up work. Prints the peak resident set growth since
@@ -38,17 +38,35 @@ static void box_put(uint64_t run)
     pthread_mutex_unlock(&box.lock);
 }
 
+/* The run in the box (left there until box_done). */
 static uint64_t box_take(void)
 {
     pthread_mutex_lock(&box.lock);
     while (box.run == 0)
         pthread_cond_wait(&box.cond, &box.lock);
     uint64_t run = box.run;
-    if (run != UINT64_MAX)
-        box.run = 0;
-    pthread_cond_broadcast(&box.cond);
     pthread_mutex_unlock(&box.lock);
     return run;
+}
+
+/* The worker finished the run in the box. */
+static void box_done(void)
+{
+    pthread_mutex_lock(&box.lock);
+    box.run = 0;
+    pthread_cond_broadcast(&box.cond);
+    pthread_mutex_unlock(&box.lock);
+}
+
+/* Hand @run over and wait until it is finished: runs complete in id order,
+ * so "the last N completed runs" are the last N ids. */
+static void box_handover(uint64_t run)
+{
+    box_put(run);
+    pthread_mutex_lock(&box.lock);
+    while (box.run != 0)
+        pthread_cond_wait(&box.cond, &box.lock);
+    pthread_mutex_unlock(&box.lock);
 }
 
 /* The second half of a run, on whichever thread handles it. */
@@ -74,6 +92,7 @@ static void *worker(void *arg)
         if (run == UINT64_MAX)
             return NULL;
         finish(run);
+        box_done();
     }
 }
 
@@ -119,8 +138,8 @@ int main(int argc, char **argv)
             STAGEPROF_ARG_INT(recv, "expect_run", run);
         }
         STAGEPROF_RUN_SET(0);
-        if (run % 16 == 0)
-            box_put(run);
+        if (run % 64 == 0)
+            box_handover(run);
         else
             finish(run);
     }
