@@ -18,7 +18,9 @@ set(STAGEPROF_TEST_UNSET_ENV
     STAGEPROF_ENABLE STAGEPROF_DIR STAGEPROF_BUFFER_RUNS
     STAGEPROF_BUFFER_BYTES STAGEPROF_HTTP STAGEPROF_SAMPLE_HZ
     STAGEPROF_CATEGORIES STAGEPROF_CLOCK STAGEPROF_LOG_FILE
-    STAGEPROF_PROCESS_NAME
+    STAGEPROF_PROCESS_NAME STAGEPROF_GZIP STAGEPROF_MAX_FILES
+    STAGEPROF_MAX_DIR_BYTES STAGEPROF_SNAPSHOT_SIGNAL
+    STAGEPROF_CRASH_DUMP
     ENABLE_WORKFLOWS_PROFILING WORKFLOWS_PROFILER_BUFFER_SIZE)
 
 # stageprof_test_clean_env(TEST...) - give each CTest test a predictable
@@ -82,8 +84,9 @@ function(stageprof_add_unit_tests)
                 set(target "${dir_word}_${stem}")
             endif()
             add_executable(${target} "${src}")
+            # zlib: tests read back the .json.gz traces.
             target_link_libraries(${target} PRIVATE stageprof::stageprof
-                                  Threads::Threads)
+                                  Threads::Threads ZLIB::ZLIB)
             target_include_directories(${target} PRIVATE
                 "${PROJECT_SOURCE_DIR}/src"
                 "${PROJECT_SOURCE_DIR}/include"

@@ -155,7 +155,7 @@ enum stageprof_log_level {
  *
  * Called from whichever thread hit the condition, never from inside a span,
  * counter, flow or run call. Must not call back into stageprof_start(),
- * stageprof_stop() or stageprof_flush().
+ * stageprof_stop(), stageprof_flush() or stageprof_snapshot().
  */
 typedef void (*stageprof_log_cb)(int level, const char *message,
                                  void *user_data);

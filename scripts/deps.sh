@@ -13,9 +13,10 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-# Debian packages: the toolchain, the test tools (clang-format checks the
-# code's layout), the browser for the trace-viewer test.
-packages="build-essential cmake pkg-config python3 valgrind git
+# Debian packages: the toolchain, zlib (gzip traces), the test tools
+# (clang-format checks the code's layout), the browser for the
+# trace-viewer test.
+packages="build-essential cmake pkg-config zlib1g-dev python3 valgrind git
 ca-certificates clang-format nodejs npm chromium"
 
 # have_package NAME - the package is installed, or (for tools that may come

@@ -844,6 +844,8 @@ static void trailer(struct writer *w, const struct counts *t,
 {
     uint64_t new_drops = t->dropped - dropped_reported;
     int complete = new_drops == 0 && w->open_spans == 0 && !w->oom;
+    char ovh[160];
+    stageprof__overhead_json(ovh, sizeof ovh, w->out.events);
     char buf[1024];
     int n = snprintf(
         buf, sizeof buf,
@@ -853,14 +855,14 @@ static void trailer(struct writer *w, const struct counts *t,
         "\"misuse\":{\"span_end_other_thread\":%llu,"
         "\"span_end_without_begin\":%llu,\"span_closed_by_parent\":%llu,"
         "\"span_too_deep\":%llu,\"arg_after_close\":%llu,"
-        "\"run_end_without_begin\":%llu}}}\n",
+        "\"run_end_without_begin\":%llu},%s}}\n",
         complete ? "true" : "false", (unsigned long long)w->out.events,
         (unsigned long long)new_drops, (unsigned long long)t->dropped,
         (unsigned long long)w->open_spans, runs_open,
         (unsigned long long)t->truncated, (unsigned long long)t->end_other,
         (unsigned long long)t->end_twice, (unsigned long long)t->unclosed,
         (unsigned long long)t->depth, (unsigned long long)t->arg,
-        (unsigned long long)run_end_bad);
+        (unsigned long long)run_end_bad, ovh);
     out_add(&w->out, buf, (size_t)n);
 }
 

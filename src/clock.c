@@ -429,3 +429,46 @@ void stageprof__clock_fork(int phase)
         clk.thread_running = 0;
     }
 }
+
+/*
+ * stageprof__clock_to_ns_async - stageprof__clock_to_ns() for the crash
+ * handler: reads the anchors in place, with no lock and no allocation (the
+ * handler may have interrupted a holder of clk.lock). A racing update of
+ * the anchors can at worst pick a neighbouring segment; a segment that
+ * looks wrong (not increasing) falls back to the calibrated frequency.
+ */
+__attribute__((no_sanitize("thread"))) uint64_t
+stageprof__clock_to_ns_async(uint64_t t)
+{
+    if (LOAD_RELAXED(&stageprof__g.clock_mode) != CLOCK_MODE_TSC)
+        return t;
+    int n = LOAD_RELAXED(&clk.nanchors);
+    if (n <= 0 || n > MAX_ANCHORS || clk.hz <= 0)
+        return 0;
+    uint64_t def = (uint64_t)(1e9 / clk.hz * 4294967296.0);
+    const struct clock_anchor *a = clk.anchors;
+    if (t < a[0].ticks) {
+        uint64_t back =
+            (uint64_t)(((unsigned __int128)(a[0].ticks - t) * def) >> 32);
+        return a[0].ns > back ? a[0].ns - back : 0;
+    }
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (a[mid].ticks <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    /* The segment's slope; past the last anchor the last slope goes on. */
+    const struct clock_anchor *p = NULL;
+    if (lo + 1 < n)
+        p = &a[lo];
+    else if (lo > 0)
+        p = &a[lo - 1];
+    uint64_t mult = def;
+    if (p != NULL && p[1].ticks > p[0].ticks && p[1].ns >= p[0].ns)
+        mult = slope(&p[0], &p[1]);
+    return a[lo].ns +
+           (uint64_t)(((unsigned __int128)(t - a[lo].ticks) * mult) >> 32);
+}

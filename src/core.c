@@ -334,12 +334,16 @@ static int start_locked(const stageprof_config_t *user)
     stageprof__config_fini(&stageprof__g.conf);
     stageprof__g.conf = conf;
     log_target_set(&conf);
+    if (conf.enable) /* reads stageprof__g.conf, so only from here on */
+        stageprof__snapshot_start();
     stageprof__g.base_mono_ns = stageprof__clock_mono_ns();
     stageprof__g.base_real_ns = stageprof__clock_real_ns();
     if (LOAD_RELAXED(&stageprof__g.clock_mode) == CLOCK_MODE_FAKE) {
         stageprof__g.base_mono_ns = stageprof_now_ns();
         stageprof__g.base_real_ns = 0;
     }
+    /* After the clock, g.conf and the time base: the dump uses all three. */
+    stageprof__crash_install();
     STORE_RELAXED(&stageprof__g.chunk_bytes, chunk_size(conf.buffer_bytes));
     STORE_RELAXED(&stageprof__g.budget, (uint64_t)conf.buffer_bytes);
     unsigned gen = (LOAD_RELAXED(&stageprof__g.filter_token) >> 1) + 1;
@@ -351,6 +355,8 @@ static int start_locked(const stageprof_config_t *user)
     stageprof__g.ever_started = 1;
     STORE_RELEASE(&stageprof_hot_state,
                   conf.enable ? STATE_TRACING : STATE_OFF);
+    if (conf.enable) /* records spans (privately): needs the state set */
+        stageprof__g.cost_ns_per_event = stageprof__overhead_calibrate();
     if (conf.enable)
         stageprof__log(STAGEPROF_LOG_INFO,
                        "tracing on: clock %s, buffer %lld bytes, traces in %s",
@@ -393,7 +399,10 @@ int stageprof_stop(void)
     pthread_mutex_unlock(&stageprof__g.lock);
 
     int rc = traced ? stageprof__trace_file_write(1) : 0;
+    if (traced)
+        stageprof__snapshot_stop();
     stageprof__clock_close();
+    stageprof__crash_uninstall();
     return rc;
 }
 

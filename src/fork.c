@@ -8,12 +8,12 @@
  * child records nothing.
  *
  * Locks: the prepare handler takes the profiler's locks in the order
- * stageprof_start() nests them (global, ring, chunk pool, clock, log; the
- * evictor's ring-then-global is a try-lock), so no lock is copied in the middle
- * of a critical section; the parent releases them, the child re-creates
- * them. The writer lock is not taken (a long write would stall fork()): the
- * child re-creates it, as it does each thread buffer's lock, whose owners
- * do not exist in the child.
+ * stageprof_start() nests them (global, ring, chunk pool, clock, snapshot,
+ * log; the evictor's ring-then-global is a try-lock), so no lock is copied
+ * in the middle of a critical section; the parent releases them, the child
+ * re-creates them. The writer lock is not taken (a long write would stall
+ * fork()): the child re-creates it, as it does each thread buffer's lock, whose
+ * owners do not exist in the child.
  */
 #include <string.h>
 
@@ -26,12 +26,14 @@ static void prepare(void)
     stageprof__ring_fork(0);
     stageprof__tbuf_fork(0);
     stageprof__clock_fork(0);
+    stageprof__snapshot_fork(0);
     stageprof__log_fork(0);
 }
 
 static void parent(void)
 {
     stageprof__log_fork(1);
+    stageprof__snapshot_fork(1);
     stageprof__clock_fork(1);
     stageprof__tbuf_fork(1);
     stageprof__ring_fork(1);
@@ -60,6 +62,7 @@ static void child(void)
     stageprof__g.open_runs = NULL;
     stageprof__g.nopen_runs = 0;
     stageprof__ring_fork(2);
+    stageprof__snapshot_fork(2);
     if (stageprof__g.started && !stageprof__g.conf.follow_fork) {
         stageprof__g.started = 0;
         STORE_RELEASE(&stageprof_hot_state, STATE_OFF);

@@ -149,6 +149,8 @@ void stageprof__clock_close(void);
 void stageprof__clock_anchor(void);
 /* Convert raw ticks to monotonic ns with the anchors. */
 uint64_t stageprof__clock_to_ns(uint64_t ticks);
+/* The same without lock or allocation, for the crash handler. */
+uint64_t stageprof__clock_to_ns_async(uint64_t ticks);
 uint64_t stageprof__clock_mono_ns(void);
 uint64_t stageprof__clock_real_ns(void);
 const char *stageprof__clock_name(void);
@@ -304,6 +306,27 @@ void stageprof__tbuf_fork(int phase);
 void stageprof__ring_fork(int phase);
 void stageprof__clock_fork(int phase);
 void stageprof__log_fork(int phase);
+void stageprof__snapshot_fork(int phase);
+
+/* ------------------------------------------------------------------------ */
+/* Crash dump (crash.c)                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * At start (g.lock held, g.conf and the time base set): when tracing with
+ * crash_dump on, compute the dump's name and header and install handlers
+ * for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT. At stop: put the
+ * previous handlers back.
+ */
+void stageprof__crash_install(void);
+void stageprof__crash_uninstall(void);
+/* A thread's buffer was created: its alternate signal stack, when on. */
+void stageprof__crash_thread_init(void);
+/* Test hook: write the dump the handler would write for @sig into @fd. */
+int stageprof__crash_write_fd(int fd, int sig);
+/* @v exactly as printf("%.17g") writes it, without stdio or locale (NaN
+ * and infinities as JSON strings); @out holds 32 bytes. Pure. */
+size_t stageprof__crash_fmt_double(char *out, double v);
 
 /* Translate an errno value into a STAGEPROF_E* code. */
 int stageprof__translate_errno(int e);

@@ -78,14 +78,17 @@ struct tbuf *stageprof__tbuf_attach(void)
 
     (void)pthread_setspecific(exit_key, tb);
     stageprof__tls = tb;
+    stageprof__crash_thread_init();
     return tb;
 }
 
 /*
- * Written chunks are kept on a small free list instead of going back to the
- * allocator: reusing them keeps their pages resident, so a thread starting
- * a chunk does not pay a page fault per 4 KiB of events. Free chunks still
- * count against the budget (they are memory the profiler holds).
+ * Written and evicted chunks are kept on a free list instead of going back
+ * to the allocator: reusing them keeps their pages resident, so a thread
+ * starting a chunk does not pay a page fault per 4 KiB of events (nor the
+ * allocator a trim and refill). Free chunks still count against the budget
+ * (they are memory the profiler holds), which bounds the list; with the
+ * ring off, where nothing is evicted, it keeps at most FREE_CHUNKS_MAX.
  */
 #define FREE_CHUNKS_MAX 64
 
@@ -116,7 +119,8 @@ static void chunk_release(struct chunk *c)
     if (LOAD_RELAXED(&c->flags) & CHUNK_PINNED)
         stageprof__ring_unpin(size);
     pthread_mutex_lock(&pool.lock);
-    if (pool.n < FREE_CHUNKS_MAX && (pool.n == 0 || pool.size == size)) {
+    if ((pool.n < FREE_CHUNKS_MAX || stageprof__ring_is_active()) &&
+        (pool.n == 0 || pool.size == size)) {
         pool.size = size;
         c->next = pool.head;
         pool.head = c;

@@ -63,8 +63,9 @@ if [ "$disable" = 1 ]; then
     exit 0
 fi
 
+# The static library's own dependencies: pthreads, libm, zlib.
 # shellcheck disable=SC2086
-run "$compiler" $extra "$work/api.o" "$lib" -pthread -lm -o "$work/api"
+run "$compiler" $extra "$work/api.o" "$lib" -pthread -lm -lz -o "$work/api"
 
 run "$work/api"
 mkdir -p "$work/trace"

@@ -14,6 +14,7 @@ exits 0 on success, 1 on failure, 77 to skip.
 
 import collections
 import decimal
+import gzip
 import json
 import os
 import shutil
@@ -166,7 +167,9 @@ def to_ns(v, what):
 
 
 def load(path):
-    with open(path, "rb") as f:
+    """Parse the trace at @path (gzip-compressed when it ends in .gz)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
         raw = f.read()
     try:
         text = raw.decode("utf-8")
