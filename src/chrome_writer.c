@@ -851,7 +851,8 @@ static void trailer(struct writer *w, const struct counts *t,
         buf, sizeof buf,
         "\n],\n\"stageprof_summary\":{\"complete\":%s,\"events_written\":%llu,"
         "\"events_dropped\":%llu,\"events_dropped_total\":%llu,"
-        "\"open_spans\":%llu,\"open_runs\":%zu,\"strings_truncated\":%llu,"
+        "\"open_spans\":%llu,\"open_runs\":%zu,\"spans_cut\":%llu,"
+        "\"strings_truncated\":%llu,"
         "\"misuse\":{\"span_end_other_thread\":%llu,"
         "\"span_end_without_begin\":%llu,\"span_closed_by_parent\":%llu,"
         "\"span_too_deep\":%llu,\"arg_after_close\":%llu,"
@@ -859,10 +860,10 @@ static void trailer(struct writer *w, const struct counts *t,
         complete ? "true" : "false", (unsigned long long)w->out.events,
         (unsigned long long)new_drops, (unsigned long long)t->dropped,
         (unsigned long long)w->open_spans, runs_open,
-        (unsigned long long)t->truncated, (unsigned long long)t->end_other,
-        (unsigned long long)t->end_twice, (unsigned long long)t->unclosed,
-        (unsigned long long)t->depth, (unsigned long long)t->arg,
-        (unsigned long long)run_end_bad, ovh);
+        (unsigned long long)w->spans_cut, (unsigned long long)t->truncated,
+        (unsigned long long)t->end_other, (unsigned long long)t->end_twice,
+        (unsigned long long)t->unclosed, (unsigned long long)t->depth,
+        (unsigned long long)t->arg, (unsigned long long)run_end_bad, ovh);
     out_add(&w->out, buf, (size_t)n);
 }
 

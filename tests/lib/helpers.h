@@ -7,8 +7,10 @@
 #ifndef STAGEPROF_TEST_HELPERS_H
 #define STAGEPROF_TEST_HELPERS_H
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "test.h"
@@ -91,6 +93,48 @@ static inline char *events_of(const char *trace)
         return strdup("");
     b += strlen("\"traceEvents\":[\n");
     return strndup(b, (size_t)(e - b));
+}
+
+/* Remove @dir and the files in it (one level: trace directories). */
+static inline void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        char path[4096];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/*
+ * A fresh directory /tmp/<prefix>-XXXXXX, removed at exit with what is in
+ * it (after the library's own exit handler has written its last trace,
+ * when the first one is made before stageprof_start()). Returns static
+ * storage: the last directory made.
+ */
+static char temp_dirs_[16][64];
+static int ntemp_dirs_;
+static inline void temp_dirs_remove_(void)
+{
+    for (int i = 0; i < ntemp_dirs_; i++)
+        remove_dir(temp_dirs_[i]);
+}
+static inline char *temp_dir(const char *prefix)
+{
+    ASSERT_TRUE(ntemp_dirs_ < 16);
+    char *dir = temp_dirs_[ntemp_dirs_];
+    snprintf(dir, sizeof temp_dirs_[0], "/tmp/%s-XXXXXX", prefix);
+    ASSERT_NOT_NULL(mkdtemp(dir));
+    if (ntemp_dirs_++ == 0)
+        atexit(temp_dirs_remove_);
+    return dir;
 }
 
 #endif /* STAGEPROF_TEST_HELPERS_H */

@@ -19,10 +19,7 @@ static void record_some(int n)
 
 static char *tmpdir(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/stageprof-ovh-XXXXXX");
-    ASSERT_NOT_NULL(mkdtemp(dir));
-    return dir;
+    return temp_dir("stageprof-ovh");
 }
 
 /* Start tracing into @dir on the real clock. */

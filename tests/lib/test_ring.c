@@ -215,11 +215,31 @@ STAGEPROF_TEST(open_span_across_evicted_chunks_stays_nested)
     ASSERT_CONTAINS(trace, "{\"ph\":\"B\",\"name\":\"serve_loop\"");
     ASSERT_CONTAINS(trace, "\"open_spans\":1,");
     ASSERT_EQ(count_of(trace, "\"name\":\"stage\""), 6);
+    /* The open span is in a pinned chunk: nothing was cut. */
+    ASSERT_CONTAINS(trace, "\"spans_cut\":0,");
     free(trace);
     STAGEPROF_SPAN_END(serve);
 }
 
+STAGEPROF_TEST(span_over_evicted_chunks_is_cut_and_counted)
+{
+    setenv("STAGEPROF_BUFFER_RUNS", "2", 1);
+    start_fake(NULL, 64 << 10);
+    one_run(1, 1); /* start-up over: what follows is not pinned */
+    STAGEPROF_SPAN_BEGIN(loop, "serve_loop", "serve"); /* in an outside chunk */
+    for (int id = 2; id <= 5000; id++)
+        one_run((uint64_t)id, 3);
+    STAGEPROF_SPAN_END(loop); /* its begin is long evicted */
+    char *trace = write_to_string(NULL);
+    ASSERT_EQ(count_of(trace, "\"name\":\"serve_loop\""), 0);
+    ASSERT_EQ(count_of(trace, "\"ph\":\"E\""), 0);
+    ASSERT_CONTAINS(trace, "\"spans_cut\":1,");
+    ASSERT_EQ(count_of(trace, "\"name\":\"stage\""), 6);
+    free(trace);
+}
+
 STAGEPROF_TEST_LIST(
+    STAGEPROF_CASE(span_over_evicted_chunks_is_cut_and_counted),
     STAGEPROF_CASE(keeps_exactly_the_last_n_runs),
     STAGEPROF_CASE(budget_reclaimed_from_evicted_runs),
     STAGEPROF_CASE(runs_in_progress_are_never_evicted),

@@ -28,10 +28,7 @@ static void record_some(int n)
 
 static char *tmpdir(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/stageprof-snap-XXXXXX");
-    ASSERT_NOT_NULL(mkdtemp(dir));
-    return dir;
+    return temp_dir("stageprof-snap");
 }
 
 /* Start tracing into @dir (fake clock, fixed ids) with @sig (0: none). */
@@ -272,12 +269,15 @@ static void *snapshot_requests(void *arg)
 
 static int recording_on;
 
+/* Ten spans a millisecond until told to stop (traces stay small). */
 static void *recorder(void *arg)
 {
     (void)arg;
     stageprof_thread_set_name("recorder");
-    while (__atomic_load_n(&recording_on, __ATOMIC_ACQUIRE))
+    while (__atomic_load_n(&recording_on, __ATOMIC_ACQUIRE)) {
         record_some(10);
+        sleep_ms(1);
+    }
     return NULL;
 }
 

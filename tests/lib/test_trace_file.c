@@ -23,10 +23,7 @@ static void record_some(int n)
 
 static char *tmpdir(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/stageprof-tf-XXXXXX");
-    ASSERT_NOT_NULL(mkdtemp(dir));
-    return dir;
+    return temp_dir("stageprof-tf");
 }
 
 /* Diagnostics of the library, one line each. */
