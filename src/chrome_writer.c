@@ -5,14 +5,15 @@
  *
  *   {"stageprof":{format, version, pid, host, cpu_model, cores, kernel,
  *                 kernel_version, arch, command_line, final, clock,
- *                 config, warnings},
+ *                 config, warnings, ring},
  *    "time_base":{"unix_ns":..,"monotonic_ns":..},
  *    "traceEvents":[
  *     {"ph":"M",..process_name / thread_name / thread_sort_index..},
  *     {"ph":"X","name":..,"cat":..,"ts":12.345,"dur":6.789,"pid":..,
  *      "tid":..,"args":{"run":7,...}},
  *     ...],
- *    "stageprof_summary":{"complete":..,"events_written":..,..}}
+ *    "stageprof_summary":{"complete":..,"events_written":..,..,
+ *                         "misuse":{..},"overhead":{..}}}
  *
  * ts is microseconds with three decimals (ns precision) relative to
  * time_base.monotonic_ns; time_base.unix_ns is the same instant on the wall
@@ -768,6 +769,19 @@ static void header(struct writer *w, int final)
         c->src_buffer_bytes ? c->src_buffer_bytes : "default",
         c->src_categories ? c->src_categories : "default",
         c->src_clock ? c->src_clock : "default");
+    /* Reopen the config object for the settings of the always-on side. */
+    if (!sb.oom) {
+        sb.len--;
+        sb.buf[sb.len] = '\0';
+    }
+    stageprof__sb_addf(&sb,
+                       ",\"buffer_runs\":%lld,\"sample_runs\":%lld,"
+                       "\"gzip\":%d,\"max_files\":%lld,\"max_dir_bytes\":%lld,"
+                       "\"snapshot_signal\":%d,\"crash_dump\":%d,"
+                       "\"follow_fork\":%d}",
+                       c->buffer_runs, c->sample_runs, c->gzip, c->max_files,
+                       c->max_dir_bytes, c->snapshot_signal, c->crash_dump,
+                       c->follow_fork);
     stageprof__sb_adds(&sb, ",\"warnings\":[");
     for (int i = 0; i < c->nwarnings; i++) {
         if (i)

@@ -146,6 +146,11 @@ int main(void)
         fprintf(stderr, "stageprof_get_stats failed\n");
         failures++;
     }
+    err = stageprof_snapshot();
+    if (err != 0 && err != STAGEPROF_ENOTSTARTED) {
+        fprintf(stderr, "stageprof_snapshot: %s\n", stageprof_strerror(err));
+        failures++;
+    }
     err = stageprof_flush();
     if (err != 0 && err != STAGEPROF_ENOTSTARTED) {
         fprintf(stderr, "stageprof_flush: %s\n", stageprof_strerror(err));

@@ -125,6 +125,10 @@ STAGEPROF_TEST(metadata_fields)
                           "\"config\":{\"enable\":1,",
                           "\"categories\":\"compute,-io\"",
                           "\"sources\":{\"enable\":\"api\"",
+                          "\"buffer_runs\":64,\"sample_runs\":1,\"gzip\":0,"
+                          "\"max_files\":0,\"max_dir_bytes\":0,"
+                          "\"snapshot_signal\":0,\"crash_dump\":0,"
+                          "\"follow_fork\":1},\"warnings\":[",
                           "\"time_base\":{\"unix_ns\":",
                           "\"monotonic_ns\":",
                           "\"stageprof_summary\":{"
