@@ -459,8 +459,7 @@ static void flush_instant_slow(struct writer *w, int tid)
         return;
     w->instant = NULL;
     char *p = ev_open(w, "{\"ph\":\"i\",\"s\":\"t\",", 18);
-    p = put_name(w, p, (const stageprof_site_t *)(uintptr_t)(r->b & ~15ull),
-                 NULL, 0);
+    p = put_name(w, p, tbuf_rec_site(r), NULL, 0);
     p = PUTS(p, ",\"ts\":");
     p = put_ts(w, p, stageprof__clock_map_ns(&w->clock, r->a));
     p = put_pid_tid(w, p, tid);
@@ -477,17 +476,9 @@ static inline void flush_instant(struct writer *w, int tid)
 
 static void emit_id(char **pp, uint64_t id)
 {
-    static const char hexd[] = "0123456789abcdef";
     char *p = *pp;
     p = PUTS(p, ",\"id\":\"0x");
-    char tmp[16];
-    int n = 0;
-    do {
-        tmp[n++] = hexd[id & 15];
-        id >>= 4;
-    } while (id != 0);
-    while (n > 0)
-        *p++ = tmp[--n];
+    p += stageprof__fmt_hex(p, id);
     *p++ = '"';
     *pp = p;
 }
@@ -495,8 +486,7 @@ static void emit_id(char **pp, uint64_t id)
 static void emit_pair(struct writer *w, int tid, const struct rec *r,
                       uint64_t run)
 {
-    const stageprof_site_t *site =
-        (const stageprof_site_t *)(uintptr_t)(r[0].b & ~15ull);
+    const stageprof_site_t *site = tbuf_rec_site(r);
     unsigned kind = (unsigned)(r[0].b & 15u);
     uint64_t ns = stageprof__clock_map_ns(&w->clock, r[0].a);
     char *p;
@@ -569,52 +559,13 @@ static void align_stack(struct writer *w, unsigned depth)
     }
 }
 
-/* Size of the record at @r, or 0 when it does not fit in @avail bytes. */
-static size_t rec_size(const struct rec *r, size_t avail)
-{
-    unsigned kind = (unsigned)(r->b & 15u);
-    size_t size;
-    switch (kind) {
-    case REC_BEGIN:
-    case REC_END:
-    case REC_INSTANT:
-    case REC_PAD:
-        size = REC_SIZE;
-        break;
-    case REC_COMPLETE:
-    case REC_COUNTER:
-    case REC_FLOW:
-    case REC_RUN:
-        size = 2 * REC_SIZE;
-        break;
-    case REC_BEGIN_NAME:
-        if (avail < 2 * REC_SIZE || r[1].a > STAGEPROF_MAX_STRING)
-            return 0;
-        size = 2 * REC_SIZE + str_slots((size_t)r[1].a);
-        break;
-    case REC_ARG:
-        if (avail < 2 * REC_SIZE)
-            return 0;
-        size = 2 * REC_SIZE;
-        if (((r->b >> 4) & 15u) == ARG_STR) {
-            if (r[1].a > STAGEPROF_MAX_STRING)
-                return 0;
-            size += str_slots((size_t)r[1].a);
-        }
-        break;
-    default:
-        return 0;
-    }
-    return size <= avail ? size : 0;
-}
-
 static void replay(struct writer *w, struct snap *s, int tid,
                    const unsigned char *p, const unsigned char *end,
                    uint64_t *run)
 {
     while (p < end) {
         const struct rec *r = (const struct rec *)p;
-        size_t size = rec_size(r, (size_t)(end - p));
+        size_t size = tbuf_rec_size(r, (size_t)(end - p));
         if (size == 0)
             break; /* cannot happen with committed data; stop safely */
         p += size;
@@ -631,8 +582,7 @@ static void replay(struct writer *w, struct snap *s, int tid,
             continue;
         }
         flush_instant(w, tid);
-        const stageprof_site_t *site =
-            (const stageprof_site_t *)(uintptr_t)(r->b & ~15ull);
+        const stageprof_site_t *site = tbuf_rec_site(r);
         switch (kind) {
         case REC_BEGIN:
         case REC_BEGIN_NAME: {

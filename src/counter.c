@@ -10,10 +10,8 @@
 
 static void counter_put(stageprof_site_t *site, uint64_t bits, uint64_t type)
 {
-    if (unlikely(!record_gate(site)))
-        return;
-    struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL || tb->muted))
+    struct tbuf *tb = tbuf_for(site);
+    if (unlikely(tb == NULL))
         return;
     struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
     if (r == NULL)

@@ -382,19 +382,11 @@ static void d_i64(struct dump *d, int64_t v)
 
 static void d_hex(struct dump *d, uint64_t v)
 {
-    static const char hexd[] = "0123456789abcdef";
-    char tmp[16];
-    int n = 0;
-    do {
-        tmp[n++] = hexd[v & 15];
-        v >>= 4;
-    } while (v != 0);
     char *p = d_room(d, 20);
     *p++ = '"';
     *p++ = '0';
     *p++ = 'x';
-    while (n > 0)
-        *p++ = tmp[--n];
+    p += stageprof__fmt_hex(p, v);
     *p++ = '"';
     d->len = (size_t)(p - d->buf);
 }
@@ -449,50 +441,6 @@ static int ev_start(struct dump *d)
 /* ------------------------------------------------------------------------ */
 /* Replaying one thread's records                                           */
 /* ------------------------------------------------------------------------ */
-
-/* Size of the record at @r (as the writer reads it), 0 when malformed. */
-static size_t rec_size(const struct rec *r, size_t avail)
-{
-    unsigned kind = (unsigned)(r->b & 15u);
-    size_t size;
-    switch (kind) {
-    case REC_PAD:
-    case REC_BEGIN:
-    case REC_END:
-    case REC_INSTANT:
-        size = REC_SIZE;
-        break;
-    case REC_COMPLETE:
-    case REC_COUNTER:
-    case REC_FLOW:
-    case REC_RUN:
-        size = 2 * REC_SIZE;
-        break;
-    case REC_BEGIN_NAME:
-        if (avail < 2 * REC_SIZE || r[1].a > STAGEPROF_MAX_STRING)
-            return 0;
-        size = 2 * REC_SIZE + str_slots((size_t)r[1].a);
-        break;
-    case REC_ARG:
-        if (avail < 2 * REC_SIZE)
-            return 0;
-        size = 2 * REC_SIZE;
-        if (((r->b >> 4) & 15u) == ARG_STR) {
-            if (r[1].a > STAGEPROF_MAX_STRING)
-                return 0;
-            size += str_slots((size_t)r[1].a);
-        }
-        break;
-    default:
-        return 0;
-    }
-    return size <= avail ? size : 0;
-}
-
-static const stageprof_site_t *rec_site(const struct rec *r)
-{
-    return (const stageprof_site_t *)(uintptr_t)(r->b & ~15ull);
-}
 
 /* "name":..,"cat":.. of @site, or of the run-time name @dyn. */
 static void d_name(struct dump *d, const stageprof_site_t *site,
@@ -579,9 +527,9 @@ static void on_begin(struct dump *d, const struct rec *r, uint64_t run)
     unsigned kind = (unsigned)(r->b & 15u);
     D_LIT(d, "{\"ph\":\"B\",");
     if (kind == REC_BEGIN_NAME)
-        d_name(d, rec_site(r), (const char *)&r[2], (size_t)r[1].a);
+        d_name(d, tbuf_rec_site(r), (const char *)&r[2], (size_t)r[1].a);
     else
-        d_name(d, rec_site(r), NULL, 0);
+        d_name(d, tbuf_rec_site(r), NULL, 0);
     D_LIT(d, ",\"ts\":");
     d_ts(d, stageprof__clock_to_ns_async(r->a));
     d_pid_tid(d, d->tid);
@@ -652,7 +600,7 @@ static void on_pair(struct dump *d, const struct rec *r, uint64_t *run)
 {
     unsigned kind = (unsigned)(r->b & 15u);
     unsigned phase = (unsigned)r[1].b;
-    const stageprof_site_t *site = rec_site(r);
+    const stageprof_site_t *site = tbuf_rec_site(r);
     if (kind == REC_RUN) {
         if (phase == RUN_BEGIN || phase == RUN_SET)
             *run = r[1].a;
@@ -704,7 +652,7 @@ static void replay(struct dump *d, const unsigned char *p,
 {
     while (p < end && !d->stop) {
         const struct rec *r = (const struct rec *)p;
-        size_t size = rec_size(r, (size_t)(end - p));
+        size_t size = tbuf_rec_size(r, (size_t)(end - p));
         if (size == 0)
             break; /* not a committed record: stop this chunk safely */
         p += size;
@@ -728,7 +676,7 @@ static void replay(struct dump *d, const unsigned char *p,
             if (!ev_start(d))
                 break;
             D_LIT(d, "{\"ph\":\"X\",");
-            d_name(d, rec_site(r), NULL, 0);
+            d_name(d, tbuf_rec_site(r), NULL, 0);
             D_LIT(d, ",\"ts\":");
             d_ts(d, r[0].a); /* already ns */
             D_LIT(d, ",\"dur\":");
@@ -741,7 +689,7 @@ static void replay(struct dump *d, const unsigned char *p,
             if (!ev_start(d))
                 break;
             D_LIT(d, "{\"ph\":\"i\",\"s\":\"t\",");
-            d_name(d, rec_site(r), NULL, 0);
+            d_name(d, tbuf_rec_site(r), NULL, 0);
             D_LIT(d, ",\"ts\":");
             d_ts(d, stageprof__clock_to_ns_async(r->a));
             d_pid_tid(d, d->tid);
@@ -1152,27 +1100,6 @@ void stageprof__crash_thread_init(void)
 /* Install and uninstall                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* mkdir -p @dir (the trace writer does the same when it writes). */
-static int make_dirs(const char *dir)
-{
-    char path[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof path)
-        return -1;
-    memcpy(path, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        char saved = path[i];
-        path[i] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return -1;
-        path[i] = saved;
-    }
-    struct stat st;
-    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
 /* The header members after "pid", from the configuration in force. */
 static void make_meta(const struct conf *c)
 {
@@ -1250,7 +1177,7 @@ void stageprof__crash_install(void)
     const struct conf *c = &stageprof__g.conf;
     if (!c->enable || !c->crash_dump || c->dir == NULL)
         return;
-    if (make_dirs(c->dir) != 0 || make_prefix(c->dir) != 0) {
+    if (stageprof__make_dirs(c->dir) != 0 || make_prefix(c->dir) != 0) {
         stageprof__log(STAGEPROF_LOG_WARN,
                        "crash dump off: cannot create or name files in %s",
                        c->dir);

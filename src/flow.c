@@ -10,26 +10,11 @@
 #include "ring.h"
 #include "tbuf.h"
 
-static void pair_put(struct tbuf *tb, stageprof_site_t *site, unsigned kind,
-                     uint64_t ticks, uint64_t id, uint64_t phase)
-{
-    struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
-    if (r == NULL)
-        return;
-    r[0].a = ticks;
-    r[0].b = (uintptr_t)site | kind;
-    r[1].a = id;
-    r[1].b = phase;
-    tbuf_commit(tb);
-}
-
 static void flow_put(stageprof_site_t *site, uint64_t id, uint64_t phase)
 {
-    if (unlikely(!record_gate(site)))
-        return;
-    struct tbuf *tb = tbuf_get();
-    if (likely(tb != NULL) && !tb->muted)
-        pair_put(tb, site, REC_FLOW, clock_ticks(), id, phase);
+    struct tbuf *tb = tbuf_for(site);
+    if (likely(tb != NULL))
+        tbuf_put_pair(tb, site, REC_FLOW, clock_ticks(), id, phase);
 }
 
 void stageprof_flow_begin(stageprof_site_t *site, uint64_t id)
@@ -68,7 +53,7 @@ static int enter_run(struct tbuf *tb, uint64_t run_id)
 {
     int muted = run_id != 0 && !stageprof__ring_sampled(run_id);
     if (muted && !tb->muted && tb->run != 0)
-        pair_put(tb, NULL, REC_RUN, clock_ticks(), 0, RUN_SET);
+        tbuf_put_pair(tb, NULL, REC_RUN, clock_ticks(), 0, RUN_SET);
     tb->run = run_id;
     tb->muted = muted;
     if (run_id != 0 && !muted)
@@ -88,7 +73,7 @@ void stageprof_run_begin(stageprof_site_t *site, uint64_t run_id)
     uint64_t now = clock_ticks();
     /* Registered before its first record: the ring protects it from then. */
     stageprof__ring_run_begin(run_id, now);
-    pair_put(tb, site, REC_RUN, now, run_id, RUN_BEGIN);
+    tbuf_put_pair(tb, site, REC_RUN, now, run_id, RUN_BEGIN);
 }
 
 void stageprof_run_end(stageprof_site_t *site, uint64_t run_id)
@@ -104,7 +89,7 @@ void stageprof_run_end(stageprof_site_t *site, uint64_t run_id)
     if (!stageprof__ring_sampled(run_id))
         return;
     uint64_t now = clock_ticks();
-    pair_put(tb, site, REC_RUN, now, run_id, RUN_END);
+    tbuf_put_pair(tb, site, REC_RUN, now, run_id, RUN_END);
     stageprof__ring_run_end(run_id, now);
 }
 
@@ -114,7 +99,7 @@ void stageprof_run_set_current(uint64_t run_id)
     if (tb == NULL || tb->run == run_id)
         return;
     if (enter_run(tb, run_id))
-        pair_put(tb, NULL, REC_RUN, clock_ticks(), run_id, RUN_SET);
+        tbuf_put_pair(tb, NULL, REC_RUN, clock_ticks(), run_id, RUN_SET);
 }
 
 uint64_t stageprof_run_get_current(void)

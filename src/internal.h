@@ -258,6 +258,8 @@ int stageprof__writer_write(struct sink *sink, int flags);
 int stageprof__trace_file_write_fd(int fd, int flags);
 /* Write a trace file into the configured directory (takes wlock). */
 int stageprof__trace_file_write(int flags);
+/* mkdir -p @dir; 0 or a STAGEPROF_E* code (also used by crash install). */
+int stageprof__make_dirs(const char *dir);
 /* Test hook: file writes fail with @err after @after bytes (-2: the final
  * rename fails; 0 for @err restores). */
 void stageprof__trace_file_set_fail(int err, long long after);

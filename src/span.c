@@ -65,10 +65,8 @@ static inline stageprof_span_t begin_write(struct tbuf *tb, unsigned char *pos,
 static __attribute__((noinline)) stageprof_span_t
 begin_slow(stageprof_site_t *site)
 {
-    if (unlikely(!record_gate(site)))
-        return stageprof_span_none();
-    struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL || tb->muted))
+    struct tbuf *tb = tbuf_for(site);
+    if (unlikely(tb == NULL))
         return stageprof_span_none();
     unsigned depth = tb->depth;
     if (unlikely(depth >= STAGEPROF_MAX_DEPTH)) {
@@ -126,10 +124,8 @@ stageprof_span_t stageprof_span_begin_name(stageprof_site_t *site,
 {
     if (name == NULL)
         name = "";
-    if (unlikely(!record_gate(site)))
-        return stageprof_span_none();
-    struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL || tb->muted))
+    struct tbuf *tb = tbuf_for(site);
+    if (unlikely(tb == NULL))
         return stageprof_span_none();
     if (unlikely(tb->depth >= STAGEPROF_MAX_DEPTH)) {
         BUMP(&tb->mis_depth);
@@ -231,27 +227,16 @@ void stageprof_span_end(stageprof_span_t *span)
 void stageprof_span_complete(stageprof_site_t *site, uint64_t start_ns,
                              uint64_t dur_ns)
 {
-    if (unlikely(!record_gate(site)))
+    struct tbuf *tb = tbuf_for(site);
+    if (unlikely(tb == NULL))
         return;
-    struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL || tb->muted))
-        return;
-    struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
-    if (r == NULL)
-        return;
-    r[0].a = start_ns;
-    r[0].b = (uintptr_t)site | REC_COMPLETE;
-    r[1].a = dur_ns;
-    r[1].b = 0;
-    tbuf_commit(tb);
+    tbuf_put_pair(tb, site, REC_COMPLETE, start_ns, dur_ns, 0);
 }
 
 stageprof_span_t stageprof_instant(stageprof_site_t *site)
 {
-    if (unlikely(!record_gate(site)))
-        return stageprof_span_none();
-    struct tbuf *tb = tbuf_get();
-    if (unlikely(tb == NULL || tb->muted))
+    struct tbuf *tb = tbuf_for(site);
+    if (unlikely(tb == NULL))
         return stageprof_span_none();
     struct rec *r = tbuf_reserve(tb, REC_SIZE);
     if (r == NULL)

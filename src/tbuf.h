@@ -241,10 +241,91 @@ static inline int record_gate(stageprof_site_t *site)
     return 1;
 }
 
+/*
+ * The calling thread's buffer when an event for @site is to be recorded:
+ * the gate is open, the buffer exists and the current run is not muted.
+ * NULL otherwise.
+ */
+static inline struct tbuf *tbuf_for(stageprof_site_t *site)
+{
+    if (unlikely(!record_gate(site)))
+        return NULL;
+    struct tbuf *tb = tbuf_get();
+    if (unlikely(tb == NULL || tb->muted))
+        return NULL;
+    return tb;
+}
+
+/*
+ * Append a two-slot record: {@a, @site|@kind} then the payload {@x, @y}.
+ * Dropped (and counted) when the budget is full.
+ */
+static inline void tbuf_put_pair(struct tbuf *tb, stageprof_site_t *site,
+                                 unsigned kind, uint64_t a, uint64_t x,
+                                 uint64_t y)
+{
+    struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
+    if (r == NULL)
+        return;
+    r[0].a = a;
+    r[0].b = (uintptr_t)site | kind;
+    r[1].a = x;
+    r[1].b = y;
+    tbuf_commit(tb);
+}
+
 /* Bytes of payload slots for a string of @len bytes (rounded up to 16). */
 static inline size_t str_slots(size_t len)
 {
     return (len + REC_SIZE - 1) & ~(size_t)(REC_SIZE - 1);
+}
+
+/*
+ * Size of the record at @r, 0 when it does not fit in @avail bytes or is
+ * malformed. Pure, so the crash handler may use it too.
+ */
+static inline size_t tbuf_rec_size(const struct rec *r, size_t avail)
+{
+    unsigned kind = (unsigned)(r->b & 15u);
+    size_t size;
+    switch (kind) {
+    case REC_BEGIN:
+    case REC_END:
+    case REC_INSTANT:
+    case REC_PAD:
+        size = REC_SIZE;
+        break;
+    case REC_COMPLETE:
+    case REC_COUNTER:
+    case REC_FLOW:
+    case REC_RUN:
+        size = 2 * REC_SIZE;
+        break;
+    case REC_BEGIN_NAME:
+        if (avail < 2 * REC_SIZE || r[1].a > STAGEPROF_MAX_STRING)
+            return 0;
+        size = 2 * REC_SIZE + str_slots((size_t)r[1].a);
+        break;
+    case REC_ARG:
+        if (avail < 2 * REC_SIZE)
+            return 0;
+        size = 2 * REC_SIZE;
+        if (((r->b >> 4) & 15u) == ARG_STR) {
+            if (r[1].a > STAGEPROF_MAX_STRING)
+                return 0;
+            size += str_slots((size_t)r[1].a);
+        }
+        break;
+    default:
+        return 0;
+    }
+    return size <= avail ? size : 0;
+}
+
+/* The site pointer kept in word b of the record at @r (NULL for none). */
+static inline const stageprof_site_t *tbuf_rec_site(const struct rec *r)
+{
+    return (const stageprof_site_t *)(uintptr_t)(r->b & ~15ull);
 }
 
 #endif /* STAGEPROF_TBUF_H */

@@ -174,7 +174,7 @@ static void z_free(voidpf opaque, voidpf p)
 }
 
 /* mkdir -p; returns 0 or a STAGEPROF_E* code. */
-static int make_dirs(const char *dir)
+int stageprof__make_dirs(const char *dir)
 {
     char path[4096];
     size_t n = strlen(dir);
@@ -372,7 +372,7 @@ int stageprof__trace_file_write(int flags)
         return STAGEPROF_ENOTSTARTED;
     }
 
-    int rc = make_dirs(dir);
+    int rc = stageprof__make_dirs(dir);
     if (rc == 0)
         rc = pick_name(dir, gzip ? ".json.gz" : ".json", path, sizeof path);
     int fd = -1;

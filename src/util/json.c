@@ -177,6 +177,20 @@ size_t stageprof__fmt_i64(char *out, int64_t v)
     return 1 + stageprof__fmt_u64(out + 1, 0 - (uint64_t)v);
 }
 
+size_t stageprof__fmt_hex(char *out, uint64_t v)
+{
+    static const char hexd[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = hexd[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 size_t stageprof__fmt_us3(char *out, uint64_t ns)
 {
     size_t n = stageprof__fmt_u64(out, ns / 1000);

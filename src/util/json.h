@@ -26,6 +26,8 @@ void stageprof__json_str(struct strbuf *sb, const char *s, size_t len);
 /* Decimal digits of @v into @out (20 bytes at most); returns the length. */
 size_t stageprof__fmt_u64(char *out, uint64_t v);
 size_t stageprof__fmt_i64(char *out, int64_t v);
+/* Lowercase hex digits of @v, no prefix (16 bytes at most); the length. */
+size_t stageprof__fmt_hex(char *out, uint64_t v);
 /* @ns as microseconds with exactly three decimals ("12.345"). */
 size_t stageprof__fmt_us3(char *out, uint64_t ns);
 /* A double as JSON: shortest round-trip form; NaN/Inf as strings. */

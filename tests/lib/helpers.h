@@ -1,6 +1,7 @@
 /*
  * helpers.h - shared fixtures of the library unit tests: a fake clock, a
- * memory sink, a failing allocator, and a one-call "start with this config".
+ * memory sink, a one-call "start with this config", temporary directories,
+ * and reading back files, traces and statistics.
  *
  * Each case runs in its own process, so global library state starts clean.
  */
@@ -8,6 +9,7 @@
 #define STAGEPROF_TEST_HELPERS_H
 
 #include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,6 +95,72 @@ static inline char *events_of(const char *trace)
         return strdup("");
     b += strlen("\"traceEvents\":[\n");
     return strndup(b, (size_t)(e - b));
+}
+
+/* @n spans "stage" (category "compute"), each with the argument "i". */
+static inline void record_some(int n)
+{
+    for (int i = 0; i < n; i++) {
+        STAGEPROF_SCOPE(s, "stage", "compute");
+        STAGEPROF_ARG_INT(s, "i", i);
+    }
+}
+
+/* The library's statistics (full-size struct; the call must succeed). */
+static inline stageprof_stats_t stats(void)
+{
+    stageprof_stats_t st = {.size = sizeof st};
+    ASSERT_EQ(stageprof_get_stats(&st), 0);
+    return st;
+}
+
+/* Whether @s ends with @suffix. */
+static inline int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Entries of @dir whose names end with @suffix; -1 when it cannot be read. */
+static inline int files_in(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += ends_with(e->d_name, suffix);
+    closedir(d);
+    return n;
+}
+
+/*
+ * The whole file at @path, NUL-terminated (caller frees); its length
+ * without the NUL goes to *@len unless @len is NULL.
+ */
+static inline char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ASSERT_NOT_NULL(f);
+    struct strbuf sb;
+    stageprof__sb_init(&sb, NULL, NULL);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        stageprof__sb_add(&sb, buf, n);
+    fclose(f);
+    if (len != NULL)
+        *len = sb.len;
+    stageprof__sb_add(&sb, "", 1);
+    return sb.buf;
+}
+
+/* The last trace file written: its path into @path, its text returned. */
+static inline char *last_trace(char *path, size_t len)
+{
+    ASSERT_EQ(stageprof_get_last_path(path, len), 0);
+    return read_file(path, NULL);
 }
 
 /* Remove @dir and the files in it (one level: trace directories). */

@@ -13,37 +13,9 @@
 
 #include "helpers.h"
 
-static void record_some(int n)
-{
-    for (int i = 0; i < n; i++) {
-        STAGEPROF_SCOPE(s, "stage", "compute");
-        STAGEPROF_ARG_INT(s, "i", i);
-    }
-}
-
 static char *tmpdir(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/stageprof-cw-XXXXXX");
-    ASSERT_NOT_NULL(mkdtemp(dir));
-    return dir;
-}
-
-static int files_in(const char *dir, const char *suffix)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    size_t k = strlen(suffix);
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len >= k && strcmp(e->d_name + len - k, suffix) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
+    return temp_dir("stageprof-cw");
 }
 
 STAGEPROF_TEST(runs_flows_counters_format)
@@ -152,8 +124,7 @@ STAGEPROF_TEST(failing_sink_keeps_data_for_retry)
         ASSERT_EQ(stageprof__writer_write(&s, 0), STAGEPROF_ENOSPC);
         stageprof__sb_fini(&m.sb);
     }
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.write_errors, 5);
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"name\":\"stage\""), 50);
@@ -195,14 +166,9 @@ STAGEPROF_TEST(rlimit_fsize_returns_efbig_without_signal)
     ASSERT_EQ(stageprof_flush(), 0);
     ASSERT_EQ(files_in(dir, ".json"), 1);
     char path[4096];
-    ASSERT_EQ(stageprof_get_last_path(path, sizeof path), 0);
-    FILE *f = fopen(path, "r");
-    ASSERT_NOT_NULL(f);
-    static char text[1 << 20];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = '\0';
-    fclose(f);
+    char *text = last_trace(path, sizeof path);
     ASSERT_EQ(count_of(text, "\"name\":\"stage\""), 200);
+    free(text);
 }
 
 STAGEPROF_TEST(directory_under_a_file_reports_enotdir)
@@ -217,8 +183,7 @@ STAGEPROF_TEST(directory_under_a_file_reports_enotdir)
     start_fake(sub, 0);
     record_some(5);
     ASSERT_EQ(stageprof_stop(), STAGEPROF_ENOTDIR);
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.write_errors, 1);
     /* Fix the cause; the kept events go out with the next flush. */
     ASSERT_EQ(unlink(file), 0);
@@ -292,15 +257,10 @@ STAGEPROF_TEST(failed_rename_keeps_events)
     stageprof__trace_file_set_fail(0, 0);
     ASSERT_EQ(stageprof_flush(), 0);
     char path[4096];
-    ASSERT_EQ(stageprof_get_last_path(path, sizeof path), 0);
-    FILE *f = fopen(path, "r");
-    ASSERT_NOT_NULL(f);
-    static char text[1 << 16];
-    text[fread(text, 1, sizeof text - 1, f)] = '\0';
-    fclose(f);
+    char *text = last_trace(path, sizeof path);
     ASSERT_EQ(count_of(text, "\"name\":\"stage\""), 7);
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    free(text);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.write_errors, 1);
     ASSERT_EQ(st.traces_written, 1);
 }

@@ -19,6 +19,15 @@ static void log_cb(int level, const char *msg, void *ud)
     snprintf(last_log, sizeof last_log, "%s", msg);
 }
 
+/* Resolve the environment into @c, diagnostics going to log_cb. */
+static void resolve_logged(struct conf *c)
+{
+    stageprof_config_t api;
+    stageprof_config_init(&api);
+    api.log_cb = log_cb;
+    ASSERT_EQ(stageprof__config_resolve(&api, c), 0);
+}
+
 STAGEPROF_TEST(parse_bool_values)
 {
     int v = -1;
@@ -141,11 +150,8 @@ STAGEPROF_TEST(bad_values_reported_once_defaults_used)
     setenv("STAGEPROF_BUFFER_BYTES", "-5", 1);
     setenv("STAGEPROF_CATEGORIES", "compute,,io", 1);
     setenv("STAGEPROF_CLOCK", "sundial", 1);
-    stageprof_config_t api;
-    stageprof_config_init(&api);
-    api.log_cb = log_cb;
     struct conf c;
-    ASSERT_EQ(stageprof__config_resolve(&api, &c), 0);
+    resolve_logged(&c);
     ASSERT_EQ(nlogs, 4);
     ASSERT_EQ(c.nwarnings, 4);
     ASSERT_EQ(c.enable, 0);
@@ -186,11 +192,8 @@ STAGEPROF_TEST(dir_that_is_a_file_falls_back)
     ASSERT_GE(fd, 0);
     close(fd);
     setenv("STAGEPROF_DIR", path, 1);
-    stageprof_config_t api;
-    stageprof_config_init(&api);
-    api.log_cb = log_cb;
     struct conf c;
-    ASSERT_EQ(stageprof__config_resolve(&api, &c), 0);
+    resolve_logged(&c);
     ASSERT_STREQ(c.dir, "./inference_profiling");
     ASSERT_EQ(nlogs, 1);
     ASSERT_CONTAINS(last_log, "not a directory");
@@ -318,11 +321,8 @@ STAGEPROF_TEST(always_on_bad_values)
     setenv("STAGEPROF_SNAPSHOT_SIGNAL", "SIGKILL", 1);
     setenv("STAGEPROF_CRASH_DUMP", "2", 1);
     setenv("STAGEPROF_FOLLOW_FORK", "", 1); /* empty is "off", valid */
-    stageprof_config_t api;
-    stageprof_config_init(&api);
-    api.log_cb = log_cb;
     struct conf c;
-    ASSERT_EQ(stageprof__config_resolve(&api, &c), 0);
+    resolve_logged(&c);
     ASSERT_EQ(nlogs, 7);
     ASSERT_EQ(c.buffer_runs, 64);
     ASSERT_EQ(c.sample_runs, 1);

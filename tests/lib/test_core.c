@@ -133,8 +133,7 @@ STAGEPROF_TEST(allocation_failure_of_thread_buffer_counts_drops)
         STAGEPROF_SCOPE(s, "lost", "x");
     }
     ASSERT_NULL(stageprof__tls);
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.events_dropped, 2);
 }
 
@@ -154,8 +153,7 @@ STAGEPROF_TEST(allocator_change_refused_while_memory_held)
 
 STAGEPROF_TEST(armed_by_environment_starts_at_first_event)
 {
-    char dir[] = "/tmp/stageprof-armed-XXXXXX";
-    ASSERT_NOT_NULL(mkdtemp(dir));
+    char *dir = temp_dir("stageprof-armed");
     setenv("STAGEPROF_ENABLE", "1", 1);
     setenv("STAGEPROF_DIR", dir, 1);
     /* What the load-time constructor does when the variable is present. */
@@ -171,8 +169,6 @@ STAGEPROF_TEST(armed_by_environment_starts_at_first_event)
     ASSERT_EQ(stageprof_get_last_path(path, sizeof path), 0);
     ASSERT_TRUE(strncmp(path, dir, strlen(dir)) == 0);
     ASSERT_CONTAINS(path, "/workflow_execution_");
-    unlink(path);
-    rmdir(dir);
 }
 
 STAGEPROF_TEST(armed_with_disable_value_stays_off)

@@ -26,10 +26,7 @@
 
 static char *tmpdir(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/stageprof-crash-XXXXXX");
-    ASSERT_NOT_NULL(mkdtemp(dir));
-    return dir;
+    return temp_dir("stageprof-crash");
 }
 
 static void start_crash(const char *dir, int crash_dump, int enable)
@@ -451,12 +448,6 @@ STAGEPROF_TEST(dump_after_flush)
     ASSERT_EQ(stageprof_stop(), 0);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 /* Lines of @s starting with @prefix (a byte loop: the dump is large, and
  * string calls are re-checked end to end under ASan's strict checks). */
 static int lines_starting(const char *s, const char *prefix)
@@ -578,6 +569,15 @@ STAGEPROF_TEST(fault_inside_dump_abandons_it)
     ASSERT_EQ(system(cmd), 0);
 }
 
+/* Wait for the child @pid and check that it died of SIGABRT. */
+static void wait_abort(pid_t pid)
+{
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    ASSERT_EQ(WTERMSIG(status), SIGABRT);
+}
+
 /* The same child without the damage writes its dump, then dies. */
 STAGEPROF_TEST(handler_writes_and_reraises)
 {
@@ -592,10 +592,7 @@ STAGEPROF_TEST(handler_writes_and_reraises)
         raise(SIGABRT);
         _exit(4);
     }
-    int status;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(status));
-    ASSERT_EQ(WTERMSIG(status), SIGABRT);
+    wait_abort(pid);
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "test \"$(ls %s)\" != \"\" && grep -q "
@@ -633,10 +630,7 @@ static pid_t fork_and_crash(const char *dir, int follow)
         raise(SIGABRT);
         _exit(4);
     }
-    int status;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(status));
-    ASSERT_EQ(WTERMSIG(status), SIGABRT);
+    wait_abort(pid);
     return pid;
 }
 

@@ -9,14 +9,6 @@
 
 #include "helpers.h"
 
-static void record_some(int n)
-{
-    for (int i = 0; i < n; i++) {
-        STAGEPROF_SCOPE(s, "stage", "compute");
-        STAGEPROF_ARG_INT(s, "i", i);
-    }
-}
-
 static char *tmpdir(void)
 {
     return temp_dir("stageprof-ovh");
@@ -39,21 +31,11 @@ struct ovh {
     unsigned long long file_events; /* stageprof_summary.events_written */
 };
 
+/* The text of the last trace file written (caller frees). */
 static char *read_last(void)
 {
     char path[4096];
-    ASSERT_EQ(stageprof_get_last_path(path, sizeof path), 0);
-    FILE *f = fopen(path, "rb");
-    ASSERT_NOT_NULL(f);
-    struct strbuf sb;
-    stageprof__sb_init(&sb, NULL, NULL);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        stageprof__sb_add(&sb, buf, n);
-    fclose(f);
-    stageprof__sb_add(&sb, "", 1);
-    return sb.buf;
+    return last_trace(path, sizeof path);
 }
 
 /* The overhead statement of the last trace file written. */
@@ -130,8 +112,7 @@ STAGEPROF_TEST(calibration_leaves_nothing_behind)
 {
     char *dir = tmpdir();
     start_real(dir);
-    stageprof_stats_t st = {.size = sizeof st};
-    ASSERT_EQ(stageprof_get_stats(&st), 0);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.threads, 0);
     ASSERT_EQ(st.bytes_buffered, 0);
     ASSERT_EQ(st.events_dropped, 0);

@@ -8,13 +8,6 @@
 #include "ring.h"
 #include "tbuf.h"
 
-static stageprof_stats_t stats(void)
-{
-    stageprof_stats_t st = {.size = sizeof st};
-    ASSERT_EQ(stageprof_get_stats(&st), 0);
-    return st;
-}
-
 static void one_run(uint64_t id, int spans)
 {
     STAGEPROF_RUN_BEGIN("frame", id);

@@ -18,14 +18,6 @@
 
 #define SIG SIGUSR2
 
-static void record_some(int n)
-{
-    for (int i = 0; i < n; i++) {
-        STAGEPROF_SCOPE(s, "stage", "compute");
-        STAGEPROF_ARG_INT(s, "i", i);
-    }
-}
-
 static char *tmpdir(void)
 {
     return temp_dir("stageprof-snap");
@@ -44,51 +36,6 @@ static void start_with(const char *dir, int sig)
     ASSERT_EQ(stageprof_start(&c), 0);
 }
 
-static stageprof_stats_t stats(void)
-{
-    stageprof_stats_t st = {.size = sizeof st};
-    ASSERT_EQ(stageprof_get_stats(&st), 0);
-    return st;
-}
-
-static int files_in(const char *dir, const char *suffix)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    size_t k = strlen(suffix);
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len >= k && strcmp(e->d_name + len - k, suffix) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ASSERT_NOT_NULL(f);
-    struct strbuf sb;
-    stageprof__sb_init(&sb, NULL, NULL);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        stageprof__sb_add(&sb, buf, n);
-    fclose(f);
-    stageprof__sb_add(&sb, "", 1);
-    return sb.buf;
-}
-
-static char *last_trace(char *path, size_t len)
-{
-    ASSERT_EQ(stageprof_get_last_path(path, len), 0);
-    return read_file(path);
-}
-
 /* A whole trace: its summary and the closing of the object are there. */
 static void assert_whole(const char *text)
 {
@@ -105,12 +52,11 @@ static int check_all_whole(const char *dir)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0)
+        if (!ends_with(e->d_name, ".json"))
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        char *text = read_file(path);
+        char *text = read_file(path, NULL);
         assert_whole(text);
         free(text);
         n++;
@@ -205,7 +151,7 @@ STAGEPROF_TEST(two_snapshots_in_one_second_get_distinct_names)
     ASSERT_TRUE(strncmp(a, b, n) == 0);
     ASSERT_STREQ(b + n, "_1.json");
     ASSERT_EQ(files_in(dir, ".json"), 2);
-    char *ta = read_file(a), *tb = read_file(b);
+    char *ta = read_file(a, NULL), *tb = read_file(b, NULL);
     ASSERT_EQ(count_of(ta, "\"name\":\"stage\""), 4);
     ASSERT_EQ(count_of(tb, "\"name\":\"stage\""), 4);
     free(ta);
@@ -592,7 +538,7 @@ STAGEPROF_TEST(forked_child_snapshots_on_its_own)
         CHILD_CHECK(stageprof_get_last_path(p, sizeof p) == 0);
         snprintf(want, sizeof want, "_%d.json", (int)getpid());
         CHILD_CHECK(strstr(p, want) != NULL);
-        char *t = read_file(p);
+        char *t = read_file(p, NULL);
         CHILD_CHECK(count_of(t, "\"name\":\"stage\"") == 3);
         CHILD_CHECK(stageprof_stop() == 0);
         CHILD_CHECK(current_handler() == (void *)(uintptr_t)user_handler);

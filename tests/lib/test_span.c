@@ -138,8 +138,7 @@ STAGEPROF_TEST(instant_with_args)
         "\"args\":{\"reason\":\"queue full\",\"frame\":-3}},\n"
         "{\"ph\":\"i\",\"s\":\"t\",\"name\":\"tick\",\"cat\":\"io\","
         "\"ts\":2.000,\"pid\":1,\"tid\":1}");
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.misuse, 1);
 }
 
@@ -170,8 +169,7 @@ STAGEPROF_TEST(parent_end_closes_children)
                   "\"dur\":1.000,\"pid\":1,\"tid\":1},\n"
                   "{\"ph\":\"X\",\"name\":\"a\",\"cat\":\"x\",\"ts\":1.000,"
                   "\"dur\":2.000,\"pid\":1,\"tid\":1}");
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.misuse, 2);
 }
 

@@ -8,13 +8,6 @@
 #include "helpers.h"
 #include "tbuf.h"
 
-static stageprof_stats_t stats(void)
-{
-    stageprof_stats_t st = {.size = sizeof st};
-    ASSERT_EQ(stageprof_get_stats(&st), 0);
-    return st;
-}
-
 STAGEPROF_TEST(budget_full_drops_and_counts)
 {
     setenv("STAGEPROF_BUFFER_RUNS", "0", 1); /* no ring: the bare budget */

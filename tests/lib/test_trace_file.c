@@ -13,14 +13,6 @@
 
 #include "helpers.h"
 
-static void record_some(int n)
-{
-    for (int i = 0; i < n; i++) {
-        STAGEPROF_SCOPE(s, "stage", "compute");
-        STAGEPROF_ARG_INT(s, "i", i);
-    }
-}
-
 static char *tmpdir(void)
 {
     return temp_dir("stageprof-tf");
@@ -62,43 +54,11 @@ static void start_files(const char *dir, int gzip, long long max_files,
     ASSERT_EQ(stageprof_start(&c), 0);
 }
 
-static int files_in(const char *dir, const char *suffix)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    size_t k = strlen(suffix);
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len >= k && strcmp(e->d_name + len - k, suffix) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static unsigned char *read_bytes(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ASSERT_NOT_NULL(f);
-    struct strbuf sb;
-    stageprof__sb_init(&sb, NULL, NULL);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        stageprof__sb_add(&sb, buf, n);
-    fclose(f);
-    *len = sb.len;
-    return (unsigned char *)sb.buf;
-}
-
 /* A strict gunzip of the whole file: one gzip member, nothing after it. */
 static char *gunzip_file(const char *path)
 {
     size_t len;
-    unsigned char *in = read_bytes(path, &len);
+    unsigned char *in = (unsigned char *)read_file(path, &len);
     ASSERT_TRUE(len > 18 && in[0] == 0x1f && in[1] == 0x8b);
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -141,12 +101,6 @@ static void last_path(char *buf, size_t len)
     ASSERT_EQ(stageprof_get_last_path(buf, len), 0);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* gzip                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -179,8 +133,7 @@ STAGEPROF_TEST(gzip_round_trip)
     /* Compressed for real: JSON text shrinks several times. */
     ASSERT_LT(size_of(fin) * 4, (long long)strlen(b));
     /* The counters agree with what the files hold. */
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.traces_written, 2);
     ASSERT_EQ(st.write_errors, 0);
     free(a);
@@ -224,8 +177,7 @@ STAGEPROF_TEST(gzip_failure_mid_stream_keeps_events)
     ASSERT_EQ(stageprof_flush(), STAGEPROF_EIO);
     ASSERT_EQ(files_in(dir, ".gz"), 0);
     ASSERT_EQ(files_in(dir, ".tmp"), 0);
-    stageprof_stats_t st = {.size = sizeof st};
-    stageprof_get_stats(&st);
+    stageprof_stats_t st = stats();
     ASSERT_EQ(st.write_errors, 3);
     ASSERT_EQ(st.traces_written, 0);
     ASSERT_EQ(st.events_written, 0);
@@ -394,7 +346,7 @@ STAGEPROF_TEST(existing_file_with_our_name_is_never_replaced)
     for (int i = 0; i < 3; i++) {
         ASSERT_TRUE(strcmp(p, names[i]) != 0);
         size_t len;
-        unsigned char *text = read_bytes(names[i], &len);
+        char *text = read_file(names[i], &len);
         ASSERT_EQ(len, strlen("{\"traceEvents\":[]}\n"));
         free(text);
     }

@@ -81,6 +81,12 @@ STAGEPROF_TEST(integers)
     ASSERT_STREQ(b, "-9223372036854775808");
     b[stageprof__fmt_i64(b, -42)] = '\0';
     ASSERT_STREQ(b, "-42");
+    b[stageprof__fmt_hex(b, 0)] = '\0';
+    ASSERT_STREQ(b, "0");
+    b[stageprof__fmt_hex(b, 255)] = '\0';
+    ASSERT_STREQ(b, "ff");
+    b[stageprof__fmt_hex(b, UINT64_MAX)] = '\0';
+    ASSERT_STREQ(b, "ffffffffffffffff");
 }
 
 STAGEPROF_TEST(microseconds_three_decimals)
