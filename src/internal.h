@@ -274,6 +274,9 @@ void stageprof__writer_set_fixed_ids(int on);
 void stageprof__snapshot_start(void);
 /* Restore the signal's handler and end the thread (no lock held). */
 void stageprof__snapshot_stop(void);
+/* In a forked child that goes on tracing: make the snapshot pipe and
+ * thread (deferred from the fork handler). Cheap when nothing is due. */
+void stageprof__snapshot_resume(void);
 /* Measure one span's recording cost in ns (g.lock held, tracing on). */
 double stageprof__overhead_calibrate(void);
 /* "overhead":{...} for a trace holding @file_events events, into @buf. */

@@ -58,6 +58,7 @@ struct snapper {
 static struct {
     pthread_mutex_t lock;
     struct snapper *cur; /* installed for the current session, or NULL */
+    int respawn;         /* forked child: cur has no pipe or thread yet */
     int active;          /* a traced session whose stop is still due */
     int orphans;         /* stop calls due from sessions already retired */
 } sn = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -140,7 +141,9 @@ static void wake_to_quit(struct snapper *s)
 }
 
 /* Create @s's pipe and thread; 0 or an error (nothing left open). */
-static int spawn(struct snapper *s)
+/* A pipe and thread for @s; requests already pending are kept when
+ * @keep_pending (a forked child's signals before its thread existed). */
+static int spawn(struct snapper *s, int keep_pending)
 {
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -160,7 +163,8 @@ static int spawn(struct snapper *s)
         close(s->wfd);
         return STAGEPROF_ETHREAD;
     }
-    __atomic_store_n(&pending, 0, __ATOMIC_SEQ_CST);
+    if (!keep_pending)
+        __atomic_store_n(&pending, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&handler_fd, s->wfd, __ATOMIC_SEQ_CST);
     return 0;
 }
@@ -168,7 +172,7 @@ static int spawn(struct snapper *s)
 /* Spawn @s and install the handler; 0 or an error. */
 static int install(struct snapper *s)
 {
-    int rc = spawn(s);
+    int rc = spawn(s, 0);
     if (rc != 0)
         return rc;
     struct sigaction sa;
@@ -243,9 +247,15 @@ void stageprof__snapshot_stop(void)
     sn.cur = NULL;
     if (s != NULL)
         uninstall(s);
+    int never_spawned = sn.respawn;
+    sn.respawn = 0;
     pthread_mutex_unlock(&sn.lock);
     if (s == NULL)
         return;
+    if (never_spawned) { /* a forked child that never recorded again */
+        stageprof__free(s);
+        return;
+    }
     wake_to_quit(s);
     pthread_join(s->thread, NULL);
     snapper_free(s);
@@ -283,17 +293,40 @@ void stageprof__snapshot_fork(int phase)
         return;
     close(s->rfd);
     close(s->wfd);
-    sn.cur = NULL;
-    if (follow && spawn(s) == 0) {
-        sn.cur = s;
+    if (follow) {
+        /*
+         * The pipe and thread are made at the child's next profiler call
+         * (stageprof__snapshot_resume), not here: creating a thread inside
+         * a fork handler is not reliable under every runtime. A signal
+         * before then is remembered (pending) and served then.
+         */
+        sn.respawn = 1;
         return;
     }
+    sn.cur = NULL;
     uninstall(s);
     stageprof__free(s);
 }
 
+void stageprof__snapshot_resume(void)
+{
+    if (!__atomic_load_n(&sn.respawn, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&sn.lock);
+    if (sn.respawn && sn.cur != NULL && spawn(sn.cur, 1) == 0) {
+        __atomic_store_n(&sn.respawn, 0, __ATOMIC_RELEASE);
+        /* A signal came before the thread existed: serve it now. */
+        if (__atomic_load_n(&pending, __ATOMIC_SEQ_CST)) {
+            ssize_t n = write(sn.cur->wfd, "s", 1);
+            (void)n;
+        }
+    }
+    pthread_mutex_unlock(&sn.lock);
+}
+
 int stageprof_snapshot(void)
 {
+    stageprof__snapshot_resume();
     /* Armed by STAGEPROF_ENABLE and nothing recorded yet: start, as the
      * first event would. */
     if (LOAD_ACQUIRE(&stageprof_hot_state) == STATE_ARMED)

@@ -78,6 +78,8 @@ struct tbuf *stageprof__tbuf_attach(void)
 
     (void)pthread_setspecific(exit_key, tb);
     stageprof__tls = tb;
+    /* A forked child's first event: its snapshot thread, if one is due. */
+    stageprof__snapshot_resume();
     stageprof__crash_thread_init();
     return tb;
 }

@@ -54,7 +54,8 @@ int main(int argc, char **argv)
     }
     pthread_t th;
     IT_CHECK(pthread_create(&th, NULL, worker, NULL) == 0);
-    usleep(2000);
+    usleep(50000); /* the worker is running (ASan: fork with a thread still
+                      starting can hang the child) */
 
     pid_t pids[CHILDREN];
     for (int k = 0; k < CHILDREN; k++) {

@@ -619,6 +619,9 @@ static pid_t fork_and_crash(const char *dir, int follow)
     {
         STAGEPROF_SCOPE(p, "parent_span", "compute");
     }
+    /* Let the clock's thread finish starting: GCC's AddressSanitizer
+     * allocator is not fork-safe while a thread is being set up. */
+    usleep(50000);
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {

@@ -528,6 +528,12 @@ STAGEPROF_TEST(forked_child_snapshots_on_its_own)
     char *dir = tmpdir();
     start_with(dir, SIG);
     record_some(5);
+    /*
+     * Let the snapshot thread finish starting: GCC's AddressSanitizer
+     * allocator is not fork-safe, and a thread still being set up holds its
+     * lock, which a child allocating would then wait on for ever.
+     */
+    sleep_ms(50);
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -572,6 +578,7 @@ STAGEPROF_TEST(child_that_does_not_trace_gets_the_handler_back)
     c.snapshot_signal = SIG;
     c.follow_fork = 0;
     ASSERT_EQ(stageprof_start(&c), 0);
+    sleep_ms(50); /* as above: the snapshot thread finishes starting */
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
