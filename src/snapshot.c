@@ -247,8 +247,7 @@ void stageprof__snapshot_stop(void)
     sn.cur = NULL;
     if (s != NULL)
         uninstall(s);
-    int never_spawned = sn.respawn;
-    sn.respawn = 0;
+    int never_spawned = __atomic_exchange_n(&sn.respawn, 0, __ATOMIC_ACQ_REL);
     pthread_mutex_unlock(&sn.lock);
     if (s == NULL)
         return;
@@ -300,7 +299,7 @@ void stageprof__snapshot_fork(int phase)
          * a fork handler is not reliable under every runtime. A signal
          * before then is remembered (pending) and served then.
          */
-        sn.respawn = 1;
+        __atomic_store_n(&sn.respawn, 1, __ATOMIC_RELEASE);
         return;
     }
     sn.cur = NULL;
@@ -313,7 +312,8 @@ void stageprof__snapshot_resume(void)
     if (!__atomic_load_n(&sn.respawn, __ATOMIC_ACQUIRE))
         return;
     pthread_mutex_lock(&sn.lock);
-    if (sn.respawn && sn.cur != NULL && spawn(sn.cur, 1) == 0) {
+    if (__atomic_load_n(&sn.respawn, __ATOMIC_ACQUIRE) && sn.cur != NULL &&
+        spawn(sn.cur, 1) == 0) {
         __atomic_store_n(&sn.respawn, 0, __ATOMIC_RELEASE);
         /* A signal came before the thread existed: serve it now. */
         if (__atomic_load_n(&pending, __ATOMIC_SEQ_CST)) {
