@@ -898,6 +898,19 @@ CRASH_RACY static void dump_fd(struct dump *d, int fd, int sig,
     d_u64(d, d->spans_cut);
     D_LIT(d, ",\"events_dropped_total\":");
     d_u64(d, dropped_total());
+    /* The overhead statement, as far as the handler can afford: the cost
+     * per event calibrated at start (ns, three decimals) and the count. */
+    D_LIT(d, ",\"overhead\":{\"ns_per_event\":");
+    {
+        double per = stageprof__g.cost_ns_per_event;
+        char num[32];
+        uint64_t milli =
+            per > 0 && per < 1e12 ? (uint64_t)(per * 1000.0 + 0.5) : 0;
+        d_put(d, num, stageprof__fmt_us3(num, milli));
+    }
+    D_LIT(d, ",\"events\":");
+    d_u64(d, d->events);
+    D_LIT(d, "}");
     D_LIT(d, ",\"truncated\":");
     if (d->truncated)
         D_LIT(d, "true}}\n");

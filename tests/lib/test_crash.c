@@ -385,6 +385,7 @@ STAGEPROF_TEST(dump_events_exact)
         "],\n\"stageprof_summary\":{\"complete\":false,\"crash\":true,"
         "\"events_written\":17,\"open_spans\":1,\"threads\":1,"
         "\"args_dropped\":0,\"spans_cut\":0,\"events_dropped_total\":0,"
+        "\"overhead\":{\"ns_per_event\":0.000,\"events\":17},"
         "\"truncated\":false}}\n";
     char *w1 = subst(want_tpl, "\"pid\":P", "\"pid\":PID");
     char *w2 = subst(w1, "PID", pid);
