@@ -13,14 +13,7 @@ static void counter_put(stageprof_site_t *site, uint64_t bits, uint64_t type)
     struct tbuf *tb = tbuf_for(site);
     if (unlikely(tb == NULL))
         return;
-    struct rec *r = tbuf_reserve(tb, 2 * REC_SIZE);
-    if (r == NULL)
-        return;
-    r[0].a = clock_ticks();
-    r[0].b = (uintptr_t)site | REC_COUNTER;
-    r[1].a = bits;
-    r[1].b = type;
-    tbuf_commit(tb);
+    tbuf_put_pair(tb, site, REC_COUNTER, clock_ticks(), bits, type);
 }
 
 void stageprof_counter_set_int(stageprof_site_t *site, int64_t value)

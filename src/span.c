@@ -73,16 +73,13 @@ begin_slow(stageprof_site_t *site)
         BUMP(&tb->mis_depth);
         return stageprof_span_none();
     }
-    unsigned char *pos = tb->pos;
-    /* Room for the record plus the end of every open span and of this one. */
-    if (unlikely(pos + 2 * REC_SIZE > tb->limit)) {
-        if (!stageprof__tbuf_grow(tb, 2 * REC_SIZE)) {
-            BUMP(&tb->dropped);
-            return stageprof_span_none();
-        }
-        pos = tb->pos;
-    }
-    return begin_write(tb, pos, depth, site, clock_ticks());
+    struct rec *r = begin_record(tb, REC_SIZE);
+    if (unlikely(r == NULL))
+        return stageprof_span_none();
+    r->a = clock_ticks();
+    r->b = (uintptr_t)site | REC_BEGIN;
+    tbuf_commit(tb);
+    return push_span(tb, depth);
 }
 
 /*
@@ -212,15 +209,8 @@ void stageprof_span_end(stageprof_span_t *span)
         end_slow(span, now);
         return;
     }
-    unsigned char *pos = tb->pos;
-    struct rec *r = (struct rec *)pos;
-    r->a = now;
-    r->b = REC_END;
-    pos += REC_SIZE;
-    tb->pos = pos;
-    tb->limit += REC_SIZE;
-    tb->depth = d;
-    tbuf_commit_at(tb, pos);
+    end_record(tb, now);
+    tbuf_commit(tb);
     span->depth = SPAN_ENDED;
 }
 

@@ -175,19 +175,19 @@ int stageprof__tbuf_grow(struct tbuf *tb, size_t need)
     struct chunk *c = NULL;
     unsigned flags = tb->run != 0 ? CHUNK_RUN : 0;
 
-    if (size >= sizeof *c + reserve + need) {
-        /* Start-up data outside runs is pinned, within its own share. */
-        int ring = stageprof__ring_is_active();
-        if (ring && flags == 0 && stageprof__ring_is_startup())
-            flags = stageprof__ring_pin(size) ? CHUNK_PINNED : ~0u;
-        if (flags != ~0u) {
+    int ring = stageprof__ring_is_active();
+    /* Start-up data outside runs is pinned, within its own share. */
+    int pinned = ring && flags == 0 && stageprof__ring_is_startup();
+    if (size >= sizeof *c + reserve + need &&
+        (!pinned || stageprof__ring_pin(size))) {
+        if (pinned)
+            flags = CHUNK_PINNED;
+        c = chunk_get(size);
+        /* Budget full: let the ring free what it no longer keeps. */
+        if (c == NULL && ring && stageprof__ring_evict() > 0)
             c = chunk_get(size);
-            /* Budget full: let the ring free what it no longer keeps. */
-            if (c == NULL && ring && stageprof__ring_evict() > 0)
-                c = chunk_get(size);
-            if (c == NULL && (flags & CHUNK_PINNED))
-                stageprof__ring_unpin(size);
-        }
+        if (c == NULL && pinned)
+            stageprof__ring_unpin(size);
     }
     if (c == NULL) {
         /*
