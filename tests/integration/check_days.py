@@ -29,6 +29,9 @@ def body(work):
     ensure(res["runs"] == runs, "runs %r" % res)
     ensure(res["dropped"] == 0, "events dropped: %r" % res)
     ensure(res["bytes_buffered"] <= BUDGET, "over budget: %r" % res)
+    if not res["rss_checked"]:
+        # Sanitizer builds: shadow memory swamps the resident set.
+        print("note: resident-set bound not checked in this build")
     if res["rss_checked"]:
         growth = res["rss_growth_kb"] * 1024
         ensure(growth <= BUDGET + FIXED,

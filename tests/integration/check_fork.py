@@ -61,7 +61,9 @@ def body(work):
         ensure(whos == {k}, "child %d holds spans of %r" % (k, whos))
         ensure(all(e["pid"] == pid for e in t.events),
                "foreign pid in child %d's trace" % k)
-        ensure(t.meta["time_base"] if "time_base" in t.meta else True, "")
+        ensure(t.doc["time_base"] == parent.doc["time_base"],
+               "child %d has its own time base %r, not the parent's %r"
+               % (k, t.doc["time_base"], parent.doc["time_base"]))
 
 
 if __name__ == "__main__":

@@ -21,11 +21,14 @@ STAGEPROF_TEST(int_and_double_values)
     ASSERT_CONTAINS(trace, "\"args\":{\"value\":\"NaN\"}}");
     ASSERT_CONTAINS(trace, "\"args\":{\"value\":\"Infinity\"}}");
     /* Counters never carry a run: their args are their series. */
-    stageprof_run_set_current(3);
+    STAGEPROF_RUN_BEGIN("frame", 3);
     STAGEPROF_COUNTER_INT("queue", 1);
     free(trace);
     trace = write_to_string(NULL);
-    ASSERT_EQ(count_of(trace, "\"run\""), 0);
+    const char *c = strstr(trace, "{\"ph\":\"C\",\"name\":\"queue\"");
+    ASSERT_NOT_NULL(c);
+    ASSERT_CONTAINS(c, "\"args\":{\"value\":1}}");
+    ASSERT_EQ(count_of(trace, "\"run\":3"), 1); /* the b event only */
     free(trace);
 }
 
@@ -34,8 +37,10 @@ STAGEPROF_TEST(counter_respects_filter)
     setenv("STAGEPROF_CATEGORIES", "-counter", 1);
     start_fake(NULL, 0);
     STAGEPROF_COUNTER_INT("queue", 1);
+    STAGEPROF_INSTANT("still_recorded", "io");
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"ph\":\"C\""), 0);
+    ASSERT_EQ(count_of(trace, "\"name\":\"still_recorded\""), 1);
     free(trace);
 }
 

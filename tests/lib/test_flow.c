@@ -87,7 +87,9 @@ STAGEPROF_TEST(overlapping_runs_on_one_thread)
     ASSERT_EQ(count_of(trace, "\"ph\":\"e\""), 2);
     ASSERT_CONTAINS(trace, "\"name\":\"b\",\"cat\":\"serve\"");
     const char *b = strstr(trace, "\"name\":\"b\",");
-    ASSERT_TRUE(strstr(b, "\"run\":2}") < strchr(b, '\n'));
+    const char *tag = strstr(b, "\"run\":2}");
+    ASSERT_NOT_NULL(tag);
+    ASSERT_TRUE(tag < strchr(b, '\n'));
     free(trace);
 }
 
@@ -98,8 +100,13 @@ STAGEPROF_TEST(run_never_begun_is_not_kept_by_the_ring)
     {
         STAGEPROF_SCOPE(s, "tagged", "x");
     }
+    stageprof_run_set_current(0);
+    {
+        STAGEPROF_SCOPE(s, "untagged", "x"); /* recording itself works */
+    }
     char *trace = write_to_string(NULL);
     ASSERT_EQ(count_of(trace, "\"name\":\"tagged\""), 0);
+    ASSERT_EQ(count_of(trace, "\"name\":\"untagged\""), 1);
     free(trace);
 }
 
