@@ -1,6 +1,6 @@
 # Makefile - short names for the CMake build.
 #
-#   make run        build, then run the demo with tracing on
+#   make run        build, then run the detection workflow with tracing on
 #   make test       build and run every test: plain, ASan+UBSan, TSan
 #   make build      configure and build into build/
 #   make deps       install missing build and test dependencies
@@ -66,15 +66,17 @@ configure: deps
 build: configure
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
 
+# The detection workflow on darknet, traced; its own summary names the trace.
+DETECT := $(BUILD)/examples/detect_workflow/detect_workflow
+DETECT_OUT := $(BUILD)/detect_output
+
 run: build
-	@if [ -x $(BUILD)/stageprof_demo ]; then \
-		echo "+ STAGEPROF_ENABLE=1 $(BUILD)/stageprof_demo"; \
-		STAGEPROF_ENABLE=1 $(BUILD)/stageprof_demo; \
-	else \
-		echo "make run: $(BUILD)/stageprof_demo was not built:" \
-			"examples/demo/ has no sources yet." >&2; \
+	@if [ ! -x $(DETECT) ]; then \
+		echo "make run: $(DETECT) was not built (configure says why)" >&2; \
 		exit 1; \
 	fi
+	@echo "+ STAGEPROF_ENABLE=1 $(DETECT) --out $(DETECT_OUT)"
+	@STAGEPROF_ENABLE=1 $(DETECT) --out $(DETECT_OUT)
 
 # Every stage runs even when an earlier one failed, so one CI log shows all
 # failures; the target fails if any stage did.

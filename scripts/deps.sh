@@ -15,9 +15,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: the toolchain, zlib (gzip traces), the test tools
 # (clang-format checks the code's layout), the browser for the
-# trace-viewer test.
+# trace-viewer test, and darknet with libjpeg for the detection workflow
+# (examples/detect_workflow) that `make run`, its test and its benchmark
+# drive.
 packages="build-essential cmake pkg-config zlib1g-dev python3 valgrind git
-ca-certificates clang-format nodejs npm chromium"
+ca-certificates clang-format nodejs npm chromium darknet libjpeg-dev"
 
 # have_package NAME - the package is installed, or (for tools that may come
 # from another source, e.g. a nodejs that bundles npm) its program is.
