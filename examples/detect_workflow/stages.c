@@ -43,49 +43,56 @@ struct stage_config stage_cfg = {.slow_stage = -1};
 /* Own timings ------------------------------------------------------------ */
 
 static _Atomic uint64_t own_calls[STAGE_COUNT], own_ns[STAGE_COUNT],
-    own_busy_ns[STAGE_COUNT];
+    own_cpu_ns[STAGE_COUNT], own_busy_ns[STAGE_COUNT];
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 uint64_t stage_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 struct stage_clock stage_clock_start(int stage)
 {
-    struct stage_clock c = {stage, stage_now_ns()};
+    struct stage_clock c = {stage, stage_now_ns(),
+                            clock_ns(CLOCK_THREAD_CPUTIME_ID)};
     return c;
 }
 
-/* Arithmetic the compiler cannot drop, until @ns have passed. */
+/* Arithmetic the compiler cannot drop, until this thread has run @ns. */
 static void busy_for(uint64_t ns)
 {
-    uint64_t end = stage_now_ns() + ns;
+    uint64_t end = clock_ns(CLOCK_THREAD_CPUTIME_ID) + ns;
     volatile double x = 1.0;
-    while (stage_now_ns() < end)
+    while (clock_ns(CLOCK_THREAD_CPUTIME_ID) < end)
         for (int i = 0; i < 512; i++)
             x = x * 1.0000001 + 1e-9;
 }
 
 void stage_clock_stop(const struct stage_clock *c)
 {
-    uint64_t t1 = stage_now_ns(), t2 = t1;
+    uint64_t cpu1 = clock_ns(CLOCK_THREAD_CPUTIME_ID), cpu2 = cpu1;
     if (c->stage == stage_cfg.slow_stage) {
-        busy_for((t1 - c->t0) * (uint64_t)stage_cfg.slow_pct / 100u);
-        t2 = stage_now_ns();
-        atomic_fetch_add(&own_busy_ns[c->stage], t2 - t1);
+        busy_for((cpu1 - c->cpu0) * (uint64_t)stage_cfg.slow_pct / 100u);
+        cpu2 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        atomic_fetch_add(&own_busy_ns[c->stage], cpu2 - cpu1);
     }
-    atomic_fetch_add(&own_ns[c->stage], t2 - c->t0);
+    atomic_fetch_add(&own_ns[c->stage], stage_now_ns() - c->t0);
+    atomic_fetch_add(&own_cpu_ns[c->stage], cpu2 - c->cpu0);
     atomic_fetch_add(&own_calls[c->stage], 1);
 }
 
-void stage_totals(int stage, uint64_t *calls, uint64_t *total_ns,
-                  uint64_t *busy_ns)
+void stage_totals_get(int stage, struct stage_totals *t)
 {
-    *calls = atomic_load(&own_calls[stage]);
-    *total_ns = atomic_load(&own_ns[stage]);
-    *busy_ns = atomic_load(&own_busy_ns[stage]);
+    t->calls = atomic_load(&own_calls[stage]);
+    t->wall_ns = atomic_load(&own_ns[stage]);
+    t->cpu_ns = atomic_load(&own_cpu_ns[stage]);
+    t->busy_cpu_ns = atomic_load(&own_busy_ns[stage]);
 }
 
 /* Stages ------------------------------------------------------------------ */
@@ -371,7 +378,11 @@ int stage_serialize(struct frame *f)
     text_add(&t, "],\"crops\":[");
     for (int i = 0; i < f->ncrops; i++) {
         const struct crop_result *r = &f->crops[i];
-        text_add(&t, "%s{\"detection\":%d,\"label\":", i ? "," : "", r->det);
+        /* The box's place in the "detections" list written above. */
+        int at = 0, cls = 0;
+        for (int j = 0; j < r->det; j++)
+            at += best_score(&f->dets[j], f->dets[j].classes, &cls) > 0.0f;
+        text_add(&t, "%s{\"detection\":%d,\"label\":", i ? "," : "", at);
         text_add_str(
             &t, labels_get(stage_cfg.cls_labels, r->label, buf, sizeof buf));
         text_add(&t, ",\"score\":%.4f}", (double)r->score);

@@ -7,7 +7,7 @@
  * different workers. Every stage also times itself with clock_gettime
  * into the table of own timings, independent of stageprof, so the
  * program's own account can be checked against the trace; and any one
- * stage can be made slower by a percentage of its own time (busy work),
+ * stage can be made slower by a percentage of its own CPU time (busy work),
  * to demonstrate a regression.
  */
 #ifndef DETECT_STAGES_H
@@ -102,19 +102,28 @@ struct stage_config {
 
 extern struct stage_config stage_cfg;
 
-/* Own timings: one clock around each stage call. */
+/* Own timings: wall and thread CPU clocks around each stage call. */
 struct stage_clock {
     int stage;
-    uint64_t t0;
+    uint64_t t0, cpu0;
+};
+
+struct stage_totals {
+    uint64_t calls;
+    uint64_t wall_ns;     /* wall time inside the stage */
+    uint64_t cpu_ns;      /* CPU time of the calling threads in it */
+    uint64_t busy_cpu_ns; /* of which the slow-down's busy work */
 };
 
 uint64_t stage_now_ns(void);
 struct stage_clock stage_clock_start(int stage);
-/* stage_clock_stop - account the call; first spins for the slow-down. */
+/*
+ * stage_clock_stop - account the call. For the slowed-down stage it first
+ * adds busy work worth slow_pct % of the CPU time the call took: CPU time,
+ * not wall time, so that waiting for a core does not count as work.
+ */
 void stage_clock_stop(const struct stage_clock *c);
-/* Totals so far: calls, ns in all, ns of them busy work. */
-void stage_totals(int stage, uint64_t *calls, uint64_t *total_ns,
-                  uint64_t *busy_ns);
+void stage_totals_get(int stage, struct stage_totals *t);
 
 /* The stages. Each returns 0, or -1 with the reason in f->err. */
 int stage_read(struct frame *f);

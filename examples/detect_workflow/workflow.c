@@ -300,7 +300,7 @@ static void usage(FILE *to)
         "  --topk K            boxes cropped and classified per frame, 0..32\n"
         "                      (DETECT_TOPK, default 3)\n"
         "  --slow STAGE:PCT    make STAGE slower by PCT%% (1..1000) of its own "
-        "time,\n"
+        "CPU time,\n"
         "                      with busy work (DETECT_SLOW)\n"
         "  --images A,B,...    JPEG pictures, repeated to N frames (default: "
         "darknet's\n"
@@ -503,21 +503,23 @@ static void print_summary(const struct figures *fg)
     if (opt.slow_stage >= 0)
         printf(PROG ": %s slowed down by %ld%% (busy work)\n",
                stage_names[opt.slow_stage], opt.slow_pct);
-    uint64_t all = 0, calls, ns, busy;
+    struct stage_totals st[STAGE_COUNT];
+    uint64_t all = 0;
     for (int i = 0; i < STAGE_COUNT; i++) {
-        stage_totals(i, &calls, &ns, &busy);
-        all += ns;
+        stage_totals_get(i, &st[i]);
+        all += st[i].wall_ns;
     }
-    printf(PROG ": own timings (a clock around each stage call):\n");
-    printf("  %-12s %-12s %7s %10s %10s %7s\n", "stage", "category", "calls",
-           "mean ms", "total s", "share");
-    for (int i = 0; i < STAGE_COUNT; i++) {
-        stage_totals(i, &calls, &ns, &busy);
-        printf("  %-12s %-12s %7llu %10.2f %10.3f %6.1f%%\n", stage_names[i],
-               stage_cats[i], (unsigned long long)calls,
-               calls ? (double)ns / (double)calls / 1e6 : 0.0, seconds(ns),
-               all ? 100.0 * (double)ns / (double)all : 0.0);
-    }
+    printf(PROG ": own timings (clocks around each stage call; the queue "
+                "stages are waits):\n");
+    printf("  %-12s %-12s %7s %10s %10s %10s %7s\n", "stage", "category",
+           "calls", "mean ms", "total s", "cpu s", "share");
+    for (int i = 0; i < STAGE_COUNT; i++)
+        printf("  %-12s %-12s %7llu %10.2f %10.3f %10.3f %6.1f%%\n",
+               stage_names[i], stage_cats[i], (unsigned long long)st[i].calls,
+               st[i].calls ? (double)st[i].wall_ns / (double)st[i].calls / 1e6
+                           : 0.0,
+               seconds(st[i].wall_ns), seconds(st[i].cpu_ns),
+               all ? 100.0 * (double)st[i].wall_ns / (double)all : 0.0);
 }
 
 static int write_summary_json(const struct figures *fg)
@@ -542,14 +544,15 @@ static int write_summary_json(const struct figures *fg)
         text_add(&t, "null");
     text_add(&t, ",\"stages\":[");
     for (int i = 0; i < STAGE_COUNT; i++) {
-        uint64_t calls, ns, busy;
-        stage_totals(i, &calls, &ns, &busy);
+        struct stage_totals st;
+        stage_totals_get(i, &st);
         text_add(&t,
                  "%s{\"name\":\"%s\",\"category\":\"%s\",\"calls\":%llu,"
-                 "\"total_ns\":%llu,\"busy_ns\":%llu}",
+                 "\"total_ns\":%llu,\"cpu_ns\":%llu,\"busy_cpu_ns\":%llu}",
                  i ? "," : "", stage_names[i], stage_cats[i],
-                 (unsigned long long)calls, (unsigned long long)ns,
-                 (unsigned long long)busy);
+                 (unsigned long long)st.calls, (unsigned long long)st.wall_ns,
+                 (unsigned long long)st.cpu_ns,
+                 (unsigned long long)st.busy_cpu_ns);
     }
     text_add(&t, "]}\n");
     FILE *f = t.oom ? NULL : fopen(opt.summary_json, "w");

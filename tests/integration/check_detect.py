@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""check_detect.py PROGRAM MODE - the darknet detection workflow, end to end.
+
+  trace     STAGEPROF_ENABLE=1 on a few small frames: every stage present
+            with its category and once per frame (classify once per crop)
+            in the frame's run; each run begins on the reader and ends on
+            the worker that ran the frame's stages; one flow per frame
+            from queue_push to queue_pop; the queue depth counter; model
+            loading and the input check on main, outside every run, before
+            the first; the trace's per-stage totals agree with the
+            program's own clocks; the answers file agrees with the trace
+  untraced  no STAGEPROF_ENABLE: answers written, no trace
+  slow      --slow and DETECT_SLOW add the asked share of busy work to one
+            stage, and the trace shows it in that stage's spans
+  env       DETECT_* variables set the workload; a flag wins over them
+  usage     bad flags and variables exit 2 with a message naming them
+  inputs    missing, empty, garbage, truncated and oversized pictures and
+            bad model configs exit 1 with a clear message, before any frame
+"""
+import json
+import math
+import os
+import sys
+
+import tracecheck as tc
+from tracecheck import ensure, short, to_ns
+
+FRAMES, WORKERS, INPUT, TOPK = 6, 2, 128, 2
+SMALL = ["--frames", str(FRAMES), "--workers", str(WORKERS),
+         "--input", str(INPUT), "--topk", str(TOPK)]
+# The categories the workflow promises (its documentation, not its code).
+STAGES = {"read": "io", "decode": "data", "queue_push": "queue",
+          "queue_pop": "queue", "preprocess": "preprocess",
+          "detect": "compute", "postprocess": "postprocess",
+          "crop": "preprocess", "classify": "compute",
+          "visualize": "visualize", "serialize": "serve"}
+READER_STAGES = ("read", "decode", "queue_push")
+DARKNET = "/usr/share/darknet"
+SAMPLE = os.path.join(DARKNET, "data", "dog.jpg")
+
+
+def need_darknet():
+    if not os.path.exists(SAMPLE):
+        raise tc.Skip("darknet's data is not installed (make deps)")
+
+
+def env(**extra):
+    """A clean environment: no profiler and no DETECT_* settings."""
+    e = tc.clean_env(**extra)
+    for k in [k for k in e if k.startswith("DETECT_")]:
+        if k not in extra:
+            del e[k]
+    return e
+
+
+def run_workflow(prog, work, args, expect_rc=0, **extra):
+    """Run the workflow in @work; (process, summary or None)."""
+    summary = os.path.join(work, "summary.json")
+    if os.path.exists(summary):
+        os.unlink(summary)
+    argv = [prog] + args + ["--out", os.path.join(work, "out"),
+                            "--summary-json", summary]
+    p = tc.run(argv, env=env(**extra), cwd=work, timeout=240,
+               expect_rc=expect_rc)
+    s = None
+    if os.path.exists(summary):
+        with open(summary) as f:
+            s = json.load(f)
+    return p, s, argv
+
+
+def answers(work):
+    """The JSON lines the workflow wrote, by frame."""
+    path = os.path.join(work, "out", "detections.jsonl")
+    got = {}
+    with open(path) as f:
+        for line in f:
+            a = json.loads(line)
+            ensure(a["frame"] not in got, "frame %d answered twice"
+                   % a["frame"])
+            got[a["frame"]] = a
+    return got
+
+
+def check_answers(work, frames, topk):
+    got = answers(work)
+    ensure(sorted(got) == list(range(1, frames + 1)),
+           "answers for frames %r, wanted 1..%d" % (sorted(got), frames))
+    for a in got.values():
+        ensure(a["width"] > 0 and a["height"] > 0 and a["jpeg_bytes"] > 0,
+               "frame %d: %r" % (a["frame"], {k: a[k] for k in
+                                               ("width", "height",
+                                                "jpeg_bytes")}))
+        for d in a["detections"]:
+            ensure(isinstance(d["label"], str) and d["label"] and
+                   0.0 < d["score"] <= 1.0 and
+                   all(math.isfinite(v) for v in d["box"]),
+                   "frame %d: bad detection %r" % (a["frame"], d))
+        ensure(len(a["crops"]) == min(topk, len(a["detections"])),
+               "frame %d: %d crops for %d detections, top-%d"
+               % (a["frame"], len(a["crops"]), len(a["detections"]), topk))
+        for c in a["crops"]:
+            ensure(0 <= c["detection"] < len(a["detections"]) and
+                   isinstance(c["label"], str) and c["label"] and
+                   math.isfinite(c["score"]), "frame %d: bad crop %r"
+                   % (a["frame"], c))
+        # The crops are of the strongest boxes, strongest first.
+        scores = sorted((d["score"] for d in a["detections"]), reverse=True)
+        cropped = [a["detections"][c["detection"]]["score"]
+                   for c in a["crops"]]
+        ensure(cropped == scores[:len(cropped)], "frame %d: crops of boxes "
+               "scoring %r, the strongest score %r" % (a["frame"], cropped,
+                                                       scores[:topk]))
+    return got
+
+
+def own_stages(summary):
+    return {s["name"]: s for s in summary["stages"]}
+
+
+def check_trace(work, prog):
+    need_darknet()
+    out = os.path.join(work, "traces")
+    before = tc.now_pair()
+    p, s, argv = run_workflow(prog, work, SMALL, STAGEPROF_ENABLE="1",
+                              STAGEPROF_DIR=out, STAGEPROF_BUFFER_RUNS="0")
+    after = tc.now_pair()
+    path = tc.only_trace(out)
+    ensure("trace written to %s\n" % path in p.stdout,
+           "the workflow did not print the trace path:\n%s" % p.stdout)
+    ensure(s["trace"] == path and s["frames"] == FRAMES and
+           s["frames_failed"] == 0, "summary %r" % s)
+
+    t = tc.load(path)
+    tc.check_events(t)
+    tc.check_summary(t, complete=True)
+    tc.check_metadata(t, argv, before, after)
+    ensure(t.summary["events_dropped"] == 0 and
+           not any(t.summary["misuse"].values()), "summary %r" % t.summary)
+    names = tc.check_thread_names(
+        t, ["main", "reader"] + ["worker-%d" % i for i in range(WORKERS)])
+
+    # Every stage, in its category, as often as the program says it ran.
+    own = own_stages(s)
+    ensure(set(own) == set(STAGES), "own stages %r" % sorted(own))
+    crops = s["crops"]
+    want = {st: FRAMES for st in STAGES}
+    want.update({"queue_pop": FRAMES + WORKERS, "classify": crops,
+                 "load_models": 1, "check_inputs": 1})
+    tc.check_counts(t, want)
+    for st, cat in STAGES.items():
+        ensure(own[st]["calls"] == want[st], "%s: program counted %d calls, "
+               "wanted %d" % (st, own[st]["calls"], want[st]))
+        evs = t.named("X", st)
+        ensure(all(e["cat"] == cat for e in evs), "%s not in category %s: %s"
+               % (st, cat, short(evs[0])))
+        where = "reader" if st in READER_STAGES else "worker-"
+        ensure(all(names[e["tid"]].startswith(where) for e in evs),
+               "%s recorded outside %s" % (st, where))
+    tc.check_nesting(t, {st: None for st in want})
+
+    # Runs: one per frame, reader -> worker, around all of its spans.
+    frames = set(range(1, FRAMES + 1))
+    pairs = tc.check_async(t)
+    ensure({int(k[1], 16) for k in pairs} == frames and
+           all(k[0] == "run" and k[2] == "frame" for k in pairs),
+           "runs %r" % sorted(pairs)[:5])
+    per_run = {}
+    for ev in t.by_ph["X"]:
+        r = ev.get("args", {}).get("run")
+        if r is not None:
+            per_run.setdefault(r, []).append(ev)
+    got = check_answers(work, FRAMES, TOPK)
+    for st in STAGES:
+        if st == "queue_pop":
+            continue  # waits before the frame is known: no run
+        runs = sorted(e.get("args", {}).get("run", 0)
+                      for e in t.named("X", st))
+        if st == "classify":
+            want_runs = sorted(f for f, a in got.items()
+                               for _ in a["crops"])
+        else:
+            want_runs = sorted(frames)
+        ensure(runs == want_runs, "%s spans carry runs %r, wanted %r"
+               % (st, runs, want_runs))
+    ensure(all("run" not in e.get("args", {})
+               for e in t.named("X", "queue_pop")),
+           "queue_pop carries a run")
+    first_begin = min(to_ns(b["ts"], "ts") for b, _ in pairs.values())
+    for (cat, hid, name), (b, e) in pairs.items():
+        rid = int(hid, 16)
+        ensure(names[b["tid"]] == "reader" and
+               names[e["tid"]].startswith("worker-"),
+               "run %d goes %s -> %s" % (rid, names[b["tid"]],
+                                         names[e["tid"]]))
+        workers = {names[x["tid"]] for x in per_run[rid]
+                   if x["name"] not in READER_STAGES}
+        ensure(workers == {names[e["tid"]]}, "frame %d's stages on %r, its "
+               "run ended on %s" % (rid, workers, names[e["tid"]]))
+        lo, hi = to_ns(b["ts"], "ts"), to_ns(e["ts"], "ts")
+        for x in per_run[rid]:
+            xs = to_ns(x["ts"], "ts")
+            ensure(lo <= xs and xs + to_ns(x["dur"], "dur") <= hi,
+                   "span outside its frame's run: %s" % short(x))
+
+    # Start-up work: on main, in no run, before the first frame.
+    for st in ("load_models", "check_inputs"):
+        ev = t.named("X", st)[0]
+        ensure(ev["cat"] == "engine" and "run" not in ev.get("args", {}) and
+               names[ev["tid"]] == "main" and
+               to_ns(ev["ts"], "ts") + to_ns(ev["dur"], "dur") <= first_begin,
+               "%s is not start-up work outside the runs: %s"
+               % (st, short(ev)))
+
+    # The hand-off: one flow per frame, reader's push to a worker's pop.
+    flows = tc.check_flows(t, inside=("queue_push", "queue_pop"))
+    ensure({int(i, 16) for i in flows} == frames, "flow ids %r"
+           % sorted(flows)[:5])
+    for s_ev, f_ev in flows.values():
+        ensure(names[s_ev["tid"]] == "reader" and
+               names[f_ev["tid"]].startswith("worker-"),
+               "flow goes %s -> %s" % (names[s_ev["tid"]],
+                                       names[f_ev["tid"]]))
+    depth = t.named("C", "queue_depth")
+    ensure(len(depth) == 2 * FRAMES, "%d queue_depth samples" % len(depth))
+    ensure(all(isinstance(e["args"]["value"], int) and
+               0 <= e["args"]["value"] <= 4 for e in depth),
+           "queue_depth out of range")
+
+    # The trace's time per stage is the program's own, give or take the
+    # cost of the clock reads the span also covers.
+    total = {}
+    for st in STAGES:
+        evs = t.named("X", st)
+        total[st] = sum(to_ns(e["dur"], "dur") for e in evs)
+        mine = own[st]["total_ns"]
+        ensure(mine - 50000 * len(evs) <= total[st] <=
+               mine * 1.002 + 200000 * len(evs),
+               "%s: trace says %d ns, the program's clock %d ns"
+               % (st, total[st], mine))
+    work_stages = [st for st in STAGES if STAGES[st] != "queue"]
+    top_trace = max(work_stages, key=lambda st: total[st])
+    top_own = max(work_stages, key=lambda st: own[st]["total_ns"])
+    ensure(top_trace == top_own, "the trace's costliest stage is %s, the "
+           "program's own clocks say %s" % (top_trace, top_own))
+
+    # The answers file and the trace tell the same story.
+    ensure(sum(len(a["crops"]) for a in got.values()) == crops,
+           "answers hold %d crops, the summary says %d"
+           % (sum(len(a["crops"]) for a in got.values()), crops))
+    for ev in t.named("X", "serialize"):
+        a = got[ev["args"]["run"]]
+        ensure(ev["args"]["detections"] == len(a["detections"]),
+               "frame %d: serialize says %d detections, the answer has %d"
+               % (a["frame"], ev["args"]["detections"],
+                  len(a["detections"])))
+
+
+def check_untraced(work, prog):
+    need_darknet()
+    p, s, _ = run_workflow(prog, work, SMALL)
+    ensure("tracing is off" in p.stdout and
+           "%d frames (0 failed)" % FRAMES in p.stdout,
+           "output without tracing:\n%s" % p.stdout)
+    ensure(s["trace"] is None, "summary names a trace: %r" % s["trace"])
+    ensure(sorted(os.listdir(work)) == ["out", "summary.json"],
+           "files written: %r" % os.listdir(work))
+    check_answers(work, FRAMES, TOPK)
+
+
+def check_slow(work, prog):
+    need_darknet()
+    out = os.path.join(work, "traces")
+    for how in ("flag", "env"):
+        pct = 300
+        if how == "flag":
+            args, extra = SMALL + ["--slow", "preprocess:%d" % pct], {}
+        else:
+            args, extra = SMALL, {"DETECT_SLOW": "preprocess:%d" % pct}
+        p, s, _ = run_workflow(prog, work, args, STAGEPROF_ENABLE="1",
+                               STAGEPROF_DIR=out, **extra)
+        ensure(s["slow"] == {"stage": "preprocess", "pct": pct},
+               "%s: summary.slow %r" % (how, s["slow"]))
+        ensure("preprocess slowed down by %d%%" % pct in p.stdout,
+               "%s: not reported:\n%s" % (how, p.stdout))
+        own = own_stages(s)
+        pre = own["preprocess"]
+        work_ns = pre["cpu_ns"] - pre["busy_cpu_ns"]
+        # Busy work of 3x the stage's own CPU time, measured on the thread's
+        # CPU clock (waiting for a core counts in neither); the overshoot
+        # is one round of the busy loop per call.
+        ensure(work_ns > 0 and 3.0 <= pre["busy_cpu_ns"] / work_ns <= 3.05,
+               "%s: busy %d ns for %d ns of work" % (how, pre["busy_cpu_ns"],
+                                                      work_ns))
+        ensure(all(st["busy_cpu_ns"] == 0 for n, st in own.items()
+                   if n != "preprocess"), "%s: busy work elsewhere: %r"
+               % (how, own))
+        t = tc.load(s["trace"])
+        spans = sum(to_ns(e["dur"], "dur") for e in
+                    t.named("X", "preprocess"))
+        ensure(spans >= pre["total_ns"] - 50000 * FRAMES,
+               "%s: the trace's preprocess (%d ns) misses the busy work "
+               "(%d ns in all)" % (how, spans, pre["total_ns"]))
+        os.unlink(s["trace"])
+
+
+def check_env(work, prog):
+    need_darknet()
+    p, s, _ = run_workflow(prog, work, [], DETECT_FRAMES="3",
+                           DETECT_WORKERS="1", DETECT_INPUT="96",
+                           DETECT_TOPK="1")
+    ensure((s["frames"], s["workers"], s["input"], s["topk"]) ==
+           (3, 1, 96, 1), "variables not applied: %r" % s)
+    check_answers(work, 3, 1)
+    p, s, _ = run_workflow(prog, work, ["--frames", "2", "--topk", "0"],
+                           DETECT_FRAMES="3", DETECT_WORKERS="1",
+                           DETECT_INPUT="96", DETECT_TOPK="1")
+    ensure((s["frames"], s["topk"], s["crops"]) == (2, 0, 0),
+           "flags do not win over the variables: %r" % s)
+    check_answers(work, 2, 0)
+
+
+def check_usage(work, prog):
+    bad = [["--frames", "0"], ["--frames", "-3"], ["--frames", "12x"],
+           ["--frames", ""], ["--frames"], ["--workers", "0"],
+           ["--workers", "65"], ["--input", "100"], ["--input", "32"],
+           ["--input", "2048"], ["--topk", "33"], ["--slow", "detect"],
+           ["--slow", "nosuch:10"], ["--slow", "detect:0"],
+           ["--slow", "detect:1001"], ["--thresh", "1.5"],
+           ["--thresh", "nan"], ["--images", ""], ["--images", "a,,b"],
+           ["--bogus", "1"], ["extra"], ["--out", ""],
+           ["--frames", "99999999999999999999"]]
+    for args in bad:
+        p = tc.run([prog] + args, env=env(), cwd=work, expect_rc=2)
+        ensure("usage:" in p.stderr and args[0] in p.stderr and
+               p.stdout == "", "%r: no usage message naming it" % args)
+    for var, val in (("DETECT_FRAMES", "many"), ("DETECT_WORKERS", "0"),
+                     ("DETECT_INPUT", "100"), ("DETECT_TOPK", "-1"),
+                     ("DETECT_SLOW", "detect:"), ("DETECT_FRAMES", "")):
+        p = tc.run([prog], env=env(**{var: val}), cwd=work, expect_rc=2)
+        ensure("%s='%s'" % (var, val) in p.stderr and p.stdout == "",
+               "%s=%r: message %r" % (var, val, p.stderr))
+    p = tc.run([prog, "--help"], env=env(), cwd=work)
+    ensure("usage:" in p.stdout and "DETECT_FRAMES" in p.stdout,
+           "--help prints no usage")
+    ensure(os.listdir(work) == [], "files written: %r" % os.listdir(work))
+
+
+def jpeg_with_size(data, w, h):
+    """@data with the frame header's size set to @w x @h."""
+    i = 2
+    while i + 9 < len(data):
+        ensure(data[i] == 0xFF, "cannot walk the sample JPEG's markers")
+        marker, seglen = data[i + 1], data[i + 2] << 8 | data[i + 3]
+        if marker in (0xC0, 0xC1, 0xC2):
+            b = bytearray(data)
+            b[i + 5:i + 9] = bytes([h >> 8, h & 255, w >> 8, w & 255])
+            return bytes(b)
+        i += 2 + seglen
+    raise tc.CheckError("no frame header in the sample JPEG")
+
+
+def check_inputs(work, prog):
+    need_darknet()
+    with open(SAMPLE, "rb") as f:
+        dog = f.read()
+    files = {"empty.jpg": b"", "garbage.jpg": b"GIF89a not a jpeg" * 100,
+             "cut.jpg": dog[:len(dog) // 2],
+             "huge.jpg": jpeg_with_size(dog, 60000, 50000),
+             "nonet.cfg": b"# no net section\n[convolutional]\nfilters=1\n"}
+    for name, data in files.items():
+        with open(os.path.join(work, name), "wb") as f:
+            f.write(data)
+    w = lambda n: os.path.join(work, n)
+    cases = [
+        (["--images", w("missing.jpg")], "missing.jpg: No such file"),
+        (["--images", SAMPLE + "," + w("empty.jpg")], "not a JPEG"),
+        (["--images", w("garbage.jpg")], "bad JPEG"),
+        (["--images", w("cut.jpg")], "corrupt or truncated JPEG"),
+        (["--images", w("huge.jpg")], "larger than 8192x8192"),
+        (["--cfg", w("missing.cfg")], "missing.cfg: cannot open"),
+        (["--cfg", w("nonet.cfg")], "not a darknet config"),
+        (["--classifier-cfg", w("nonet.cfg")], "not a darknet config"),
+        (["--weights", w("missing.weights")], "cannot open"),
+        (["--cfg", os.path.join(DARKNET, "cfg", "tiny.cfg")],
+         "not a detector"),
+    ]
+    for args, msg in cases:
+        p, s, _ = run_workflow(prog, work, ["--frames", "2", "--workers",
+                                            "1", "--input", "64"] + args,
+                               expect_rc=1, STAGEPROF_ENABLE="1",
+                               STAGEPROF_DIR=os.path.join(work, "t"))
+        ensure(msg in p.stderr and "detect_workflow:" in p.stderr,
+               "%r: wanted %r in the message, got %r" % (args, msg,
+                                                         p.stderr))
+        answers_file = os.path.join(work, "out", "detections.jsonl")
+        ensure(s is None and (not os.path.exists(answers_file) or
+                              os.path.getsize(answers_file) == 0),
+               "%r: frames were processed" % args)
+    # An output directory that cannot be made.
+    p = tc.run([prog, "--frames", "1", "--out", w("empty.jpg") + "/sub"],
+               env=env(), cwd=work, expect_rc=1)
+    ensure("cannot create" in p.stderr, "bad --out: %r" % p.stderr)
+
+
+def body(work):
+    prog, mode = os.path.abspath(sys.argv[1]), sys.argv[2]
+    {"trace": check_trace, "untraced": check_untraced, "slow": check_slow,
+     "env": check_env, "usage": check_usage,
+     "inputs": check_inputs}[mode](work, prog)
+
+
+if __name__ == "__main__":
+    tc.main(body)
