@@ -3,7 +3,7 @@
  *
  *   STAGEPROF_ENABLE=1 ./detect_workflow [--frames N] [--workers W] ...
  *
- *   main:     load_models, check_inputs (engine, outside every run);
+ *   main:     check_inputs, load_models (engine, outside every run);
  *             starts the threads, waits, prints the summary
  *   reader:   per frame: run begins; read (io), decode (data);
  *             queue_push --+ flow "frame_handoff"; queue depth counter
@@ -621,7 +621,7 @@ int main(int argc, char **argv)
         goto out;
     for (; loaded < opt.workers; loaded++)
         workers[loaded].index = loaded;
-    if (load_models(workers, loaded) != 0 || check_inputs() != 0)
+    if (check_inputs() != 0 || load_models(workers, loaded) != 0)
         goto out;
     stage_cfg.crop_side = workers[0].models.cls->w;
     fg.load_ns = stage_now_ns() - t0;

@@ -1,28 +1,48 @@
 #!/usr/bin/env node
 /*
- * speedscope_check.js - open the demo's trace in a real trace viewer.
+ * speedscope_check.js - open a program's trace in a real trace viewer.
  *
  *   node speedscope_check.js --demo PATH --modules DIR --outdir DIR
- *                            [--trace FILE] [--chromium PATH]
+ *                            [--trace FILE] [--stages SPEC] [--chromium PATH]
+ *   node speedscope_check.js --program PATH --stages SPEC --modules DIR
+ *                            --outdir DIR [--chromium PATH] [-- ARG...]
  *
- * Runs the demo with tracing on (or takes --trace FILE), serves the
- * speedscope package's release files and the trace from a local HTTP
- * server on 127.0.0.1, opens speedscope in headless Chromium (driven by
- * playwright-core from DIR, the tests/browser node_modules) with
- * #profileURL= pointing at the trace, and asserts that the profile really
- * rendered:
+ * --demo PATH runs the demo (examples/demo) as `PATH --frames 16
+ * --workers 2` and expects the stages it records on its reader and first
+ * worker. --program PATH runs any traced program with the ARGs after
+ * "--" (passed as they are, one word each), for instance the detection
+ * workflow:
+ *
+ *   --program detect_workflow --stages main=load_models
+ *   --stages 'reader=read,decode,queue_push;worker-0=queue_pop,...'
+ *   -- --frames 4 --workers 2 --input 128 --topk 1 --out DIR/detect_output
+ *
+ * SPEC is THREAD=STAGE,STAGE,...[;THREAD=...]: threads to look at and the
+ * stage names each must show. --stages may be repeated (one thread each
+ * spares CMake the semicolons); it replaces the demo's with --demo or
+ * --trace. The program runs with the caller's environment minus every
+ * STAGEPROF_*, WORKFLOWS_PROFILER_*, ENABLE_WORKFLOWS_PROFILING and DETECT_*
+ * variable, plus STAGEPROF_ENABLE=1, STAGEPROF_BUFFER_RUNS=0 (the run ring
+ * off: the trace keeps every span) and STAGEPROF_DIR in a fresh directory;
+ * it must exit 0 and print "trace written to PATH". --trace FILE takes an
+ * existing trace instead.
+ *
+ * The speedscope package's release files and the trace are served from a
+ * local HTTP server on 127.0.0.1; speedscope opens in headless Chromium
+ * (driven by playwright-core from DIR, the tests/browser node_modules) with
+ * #profileURL= pointing at the trace, and the check asserts that the
+ * profile really rendered:
  *
  *   - the page imported it as a Trace Event Format profile, with no page
  *     error and no error message;
  *   - its profile list names exactly the threads that recorded spans, each
  *     with a non-zero total time;
- *   - for the reader and a worker, the Sandwich view lists the stage
- *     names the demo records on that thread;
+ *   - for each thread of SPEC, the Sandwich view lists its stage names;
  *   - the flame charts of those threads are drawn (rows of coloured
  *     pixels in the screenshot, decoded by the browser itself).
  *
- * Screenshots go to --outdir. Exit status: 0 pass, 1 fail, 77 skip (no
- * Chromium or node_modules).
+ * Screenshots go to --outdir. Exit status: 0 pass, 1 fail, 2 bad usage,
+ * 77 skip (no Chromium or node_modules).
  */
 'use strict';
 
@@ -33,30 +53,71 @@ const os = require('os');
 const path = require('path');
 
 const SKIP = 77;
-const STAGES = {
+/* What the demo records on its reader and first worker. */
+const DEMO_STAGES = {
   reader: ['decode', 'queue_push'],
   'worker-0': ['queue_pop', 'preprocess', 'infer', 'postprocess',
                'serialize'],
 };
+const DEMO_ARGS = ['--frames', '16', '--workers', '2'];
 
 function parseArgs(argv) {
-  const opts = {chromium: '/usr/bin/chromium'};
+  const opts = {chromium: '/usr/bin/chromium', args: null};
+  const keys = ['demo', 'program', 'stages', 'modules', 'outdir', 'trace',
+                'chromium'];
   for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === '--') {
+      opts.args = argv.slice(i + 1);
+      break;
+    }
     const key = argv[i].replace(/^--/, '');
-    if (!['demo', 'modules', 'outdir', 'trace', 'chromium'].includes(key) ||
+    if (!argv[i].startsWith('--') || !keys.includes(key) ||
         i + 1 >= argv.length)
       usage(`bad argument ${argv[i]}`);
-    opts[key] = argv[i + 1];
+    opts[key] = key === 'stages' && opts.stages ?
+        `${opts.stages};${argv[i + 1]}` : argv[i + 1];
   }
-  if (!opts.modules || !opts.outdir || !(opts.demo || opts.trace))
-    usage('--modules, --outdir and --demo or --trace are required');
+  if (!opts.modules || !opts.outdir ||
+      !(opts.demo || opts.program || opts.trace))
+    usage('--modules, --outdir and --demo, --program or --trace ' +
+          'are required');
+  if (opts.demo && opts.program)
+    usage('--demo and --program exclude each other');
+  if (opts.program && !opts.stages)
+    usage('--program needs --stages');
+  if (opts.args && !opts.program)
+    usage('program arguments after "--" need --program');
+  opts.stages = opts.stages ? parseStages(opts.stages) : DEMO_STAGES;
+  if (opts.demo) {
+    opts.program = opts.demo;
+    opts.args = DEMO_ARGS;
+  }
+  opts.args = opts.args || [];
   return opts;
+}
+
+/* "reader=read,decode;worker-0=queue_pop" -> {reader: [...], ...}. */
+function parseStages(spec) {
+  const stages = Object.create(null);
+  for (const part of spec.split(';')) {
+    const m = /^\s*([^=\s][^=]*?)\s*=\s*(.*?)\s*$/.exec(part);
+    const names = m ? m[2].split(',').map((n) => n.trim()) : [];
+    if (!m || names.some((n) => !n) || m[1] in stages)
+      usage(`bad --stages part "${part}": want THREAD=STAGE,STAGE,... ` +
+            'once per thread');
+    stages[m[1]] = names;
+  }
+  return stages;
 }
 
 function usage(msg) {
   process.stderr.write(`speedscope_check: ${msg}\nusage: node ` +
                        'speedscope_check.js --demo PATH --modules DIR ' +
-                       '--outdir DIR [--trace FILE] [--chromium PATH]\n');
+                       '--outdir DIR [--trace FILE] [--stages SPEC] ' +
+                       '[--chromium PATH]\n       node speedscope_check.js ' +
+                       '--program PATH --stages SPEC --modules DIR ' +
+                       '--outdir DIR [--chromium PATH] [-- ARG...]\n' +
+                       '  SPEC: THREAD=STAGE,STAGE,...[;THREAD=...]\n');
   process.exit(2);
 }
 
@@ -72,20 +133,27 @@ function ensure(cond, msg) {
     throw new CheckError(msg);
 }
 
-/* Run the demo with tracing into a fresh directory; the trace's path. */
-function runDemo(demo, dir) {
+/*
+ * Run @program with @args and tracing on into a fresh directory; the
+ * trace's path, as the program prints it.
+ */
+function runProgram(program, args, dir) {
   const env = {};
   for (const [k, v] of Object.entries(process.env))
-    if (!k.startsWith('STAGEPROF_') && k !== 'ENABLE_WORKFLOWS_PROFILING')
+    if (!/^(STAGEPROF_|WORKFLOWS_PROFILER_|DETECT_)/.test(k) &&
+        k !== 'ENABLE_WORKFLOWS_PROFILING')
       env[k] = v;
   env.STAGEPROF_ENABLE = '1';
+  env.STAGEPROF_BUFFER_RUNS = '0';
   env.STAGEPROF_DIR = path.join(dir, 'traces');
-  const r = childProcess.spawnSync(demo, ['--frames', '16', '--workers', '2'],
+  const name = path.basename(program);
+  const r = childProcess.spawnSync(program, args,
                                    {env, encoding: 'utf8', timeout: 60000});
-  ensure(r.status === 0, `demo exited with ${r.status} ${r.signal || ''}` +
+  ensure(r.status === 0, `${name} exited with ${r.status} ` +
+                         `${r.signal || r.error || ''}` +
                          `\n${r.stdout}\n${r.stderr}`);
   const m = /trace written to (.*)\n/.exec(r.stdout);
-  ensure(m, `demo printed no trace path:\n${r.stdout}`);
+  ensure(m, `${name} printed no trace path:\n${r.stdout}\n${r.stderr}`);
   return m[1];
 }
 
@@ -183,7 +251,7 @@ async function colouredBands(page, png) {
 
 async function check(opts, work) {
   const {chromium} = require(path.join(opts.modules, 'playwright-core'));
-  const trace = opts.trace || runDemo(opts.demo, work);
+  const trace = opts.trace || runProgram(opts.program, opts.args, work);
   const want = describeTrace(trace);
   const server = await serve(
       path.join(opts.modules, 'speedscope', 'dist', 'release'), trace);
@@ -254,7 +322,9 @@ async function check(opts, work) {
            `toolbar does not count ${threads.length} profiles:\n${text}`);
 
     /* Per thread: the stages in the Sandwich table, the flame chart drawn. */
-    for (const [thread, stages] of Object.entries(STAGES)) {
+    for (const [thread, stages] of Object.entries(opts.stages)) {
+      ensure(threads.includes(thread),
+             `no ${thread} thread with spans in the trace: ${threads}`);
       /* "p" back to the first profile, then "n" until it is the one. */
       let rewound = false;
       for (let i = 0; i < 2 * threads.length + 1; i++) {
