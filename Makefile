@@ -66,7 +66,7 @@ configure: deps
 build: configure
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
 
-# The detection workflow on darknet, traced; its own summary names the trace.
+# The detection workflow on darknet, traced; then the report of its trace.
 DETECT := $(BUILD)/examples/detect_workflow/detect_workflow
 DETECT_OUT := $(BUILD)/detect_output
 
@@ -77,6 +77,9 @@ run: build
 	fi
 	@echo "+ STAGEPROF_ENABLE=1 $(DETECT) --out $(DETECT_OUT)"
 	@STAGEPROF_ENABLE=1 $(DETECT) --out $(DETECT_OUT)
+	@trace=$$(ls -t inference_profiling/workflow_execution_*.json* | head -n 1); \
+	echo; echo "+ $(BUILD)/stageprof report $$trace"; \
+	$(BUILD)/stageprof report "$$trace"
 
 # Every stage runs even when an earlier one failed, so one CI log shows all
 # failures; the target fails if any stage did.

@@ -20,6 +20,7 @@
 /* One line per command, sorted by name; `stageprof help` lists them. */
 static const struct cli_command commands[] = {
     {"help", cmd_help, "show the commands, or the usage of one"},
+    {"report", cmd_report, "per-stage statistics of Chrome traces"},
     {"version", cmd_version,
      "print the versions of stageprof and libstageprof"},
 };

@@ -19,6 +19,9 @@ A case is a folder tests/cli/<command>/<behaviour>/ holding:
     stderr           expected standard error, byte for byte after
                      normalisation.
     stderr.contains  every non-empty line must occur in standard error.
+    stdin            optional: given to the program as standard input.
+    (other files)    inputs the args name; the program runs in the case's
+                     folder.
 
 Without stdout or stdout.json the program must print nothing on stdout;
 without stderr or stderr.contains, nothing on stderr.
@@ -152,10 +155,16 @@ def run_case(binary, case_dir, normalise, update=False):
             raise CaseError(f"{case_dir}/status: not a number: {text!r}")
         status = int(text)
 
+    # The program runs in the case's folder (args name its files as they
+    # are), with the file "stdin" as standard input when there is one.
+    feed = {"stdin": subprocess.DEVNULL}
+    if os.path.exists(path("stdin")):
+        with open(path("stdin"), "rb") as f:
+            feed = {"input": f.read()}
     try:
-        p = subprocess.run([binary] + args, stdin=subprocess.DEVNULL,
+        p = subprocess.run([os.path.abspath(binary)] + args,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=60, check=False)
+                           timeout=60, check=False, cwd=case_dir, **feed)
     except subprocess.TimeoutExpired:
         return [f"timed out: stageprof {shown(args)}"]
     except OSError as e:

@@ -16,6 +16,9 @@
   usage     bad flags and variables exit 2 with a message naming them
   inputs    missing, empty, garbage, truncated and oversized pictures and
             bad model configs exit 1 with a clear message, before any frame
+  report    `stageprof report` (its path the third argument) on the
+            workflow's trace: per stage, the count, total, self time,
+            min, max and percentiles Python computes from the trace itself
 """
 import json
 import math
@@ -403,11 +406,72 @@ def check_inputs(work, prog):
     ensure("cannot create" in p.stderr, "bad --out: %r" % p.stderr)
 
 
+def percentile(sorted_ns, p):
+    """numpy's default (linear) percentile of integer ns, in ns."""
+    rank = p * (len(sorted_ns) - 1)
+    lo = int(rank)
+    if lo + 1 >= len(sorted_ns):
+        return float(sorted_ns[-1])
+    return sorted_ns[lo] + (rank - lo) * (sorted_ns[lo + 1] - sorted_ns[lo])
+
+
+def check_report(work, prog):
+    need_darknet()
+    cli = os.path.abspath(sys.argv[3])
+    out = os.path.join(work, "traces")
+    p, s, _ = run_workflow(prog, work, SMALL, STAGEPROF_ENABLE="1",
+                           STAGEPROF_DIR=out, STAGEPROF_BUFFER_RUNS="0")
+    t = tc.load(s["trace"])
+    tc.check_nesting(t)
+    r, _ = tc.run_json([cli, "report", "--format=json", out], env=env())
+    got = {(st["name"], st["category"]): st for st in r["stages"]}
+    us = lambda ns: round(ns / 1000.0, 3)
+    slices = [sl for sls in t.slices.values() for sl in sls]
+    for key in {(sl.name, sl.ev["cat"]) for sl in slices}:
+        mine = [sl for sl in slices if (sl.name, sl.ev["cat"]) == key]
+        durs = sorted(sl.end - sl.start for sl in mine)
+        selfs = 0
+        for sl in mine:
+            kids = [c for c in slices if c.parent is sl]
+            selfs += max(0, (sl.end - sl.start) -
+                         sum(min(c.end, sl.end) - c.start for c in kids))
+        st = got.get(key)
+        ensure(st is not None, "report has no stage %r" % (key,))
+        want = {"count": len(durs), "total_us": us(sum(durs)),
+                "self_us": us(selfs), "min_us": us(durs[0]),
+                "max_us": us(durs[-1]),
+                "p50_us": us(percentile(durs, 0.5)),
+                "p90_us": us(percentile(durs, 0.9)),
+                "p99_us": us(percentile(durs, 0.99))}
+        for k, v in want.items():
+            # 1 ns apart at most: interpolated percentiles are rounded.
+            ensure(abs(st[k] - v) <= 0.0015, "%r %s: report %r, trace %r"
+                   % (key, k, st[k], v))
+    runs = got.get(("frame", "run"))
+    ensure(runs is not None and runs["async"] and runs["count"] == FRAMES,
+           "the frame runs are not an async stage of %d: %r" % (FRAMES, runs))
+    starts = min(sl.start for sl in slices)
+    ends = max(sl.end for sl in slices)
+    ensure(abs(r["trace"]["wall_us"] - us(ends - starts)) <= 0.001,
+           "wall %r, trace %r" % (r["trace"]["wall_us"], us(ends - starts)))
+    ensure(r["trace"]["producer"] == "stageprof" and
+           r["trace"]["complete"] is True and r["trace"]["dropped"] == 0 and
+           r["trace"]["events"] == len(t.events), "trace %r" % r["trace"])
+    names = {th["name"] for th in r["threads"]}
+    ensure(names == {"main", "reader"} |
+           {"worker-%d" % i for i in range(WORKERS)}, "threads %r" % names)
+    depth = [c for c in r["counters"] if c["name"] == "queue_depth"]
+    vals = [e["args"]["value"] for e in t.named("C", "queue_depth")]
+    ensure(len(depth) == 1 and depth[0]["count"] == len(vals) and
+           depth[0]["max"] == max(vals) and depth[0]["min"] == min(vals),
+           "queue_depth %r, trace %r" % (depth, vals))
+
+
 def body(work):
     prog, mode = os.path.abspath(sys.argv[1]), sys.argv[2]
     {"trace": check_trace, "untraced": check_untraced, "slow": check_slow,
      "env": check_env, "usage": check_usage,
-     "inputs": check_inputs}[mode](work, prog)
+     "inputs": check_inputs, "report": check_report}[mode](work, prog)
 
 
 if __name__ == "__main__":

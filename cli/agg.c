@@ -1,0 +1,651 @@
+/*
+ * agg.c - per-stage statistics. See agg.h.
+ *
+ * Memory: each slice of a thread is kept (32 bytes) until agg_finish(),
+ * because slices of a thread may arrive in any order and self times need
+ * the whole nesting; each stage keeps its durations (8 bytes each) for
+ * exact percentiles. Everything else is per distinct stage, thread,
+ * counter series and open async span.
+ *
+ * Self time: a slice's duration minus the durations of its direct
+ * children on the same thread. A child that sticks out past its parent's
+ * end (rounding of the two times) counts only up to the parent's end; a
+ * self time never goes below zero.
+ */
+#include "agg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const double agg_pcts[AGG_NPCT] = {0.50, 0.90, 0.95, 0.99, 0.999};
+
+struct slice {
+    int64_t start, dur, child; /* child: time of direct children */
+    uint32_t stage;
+    int32_t depth;
+};
+
+struct be {
+    int64_t ts;
+    uint64_t seq;
+    int32_t stage; /* -1 for an end */
+};
+
+/* String map -------------------------------------------------------------- */
+
+struct strmap_entry {
+    char *key;
+    size_t len;
+    uint64_t hash;
+    size_t value;
+};
+
+struct strmap {
+    struct strmap_entry *e;
+    size_t cap, n;
+};
+
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211u;
+    return h;
+}
+
+static struct strmap *strmap_new(void)
+{
+    struct strmap *m = calloc(1, sizeof *m);
+    if (m != NULL && (m->e = calloc(64, sizeof *m->e)) != NULL)
+        m->cap = 64;
+    else if (m != NULL) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+static void strmap_free(struct strmap *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->e[i].key);
+    free(m->e);
+    free(m);
+}
+
+/* The entry for the key, made (value SIZE_MAX) when new; NULL on OOM. */
+static struct strmap_entry *strmap_get(struct strmap *m, const void *key,
+                                       size_t len)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        size_t cap = m->cap * 2;
+        struct strmap_entry *e = calloc(cap, sizeof *e);
+        if (e == NULL)
+            return NULL;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->e[i].key == NULL)
+                continue;
+            size_t j = m->e[i].hash & (cap - 1);
+            while (e[j].key != NULL)
+                j = (j + 1) & (cap - 1);
+            e[j] = m->e[i];
+        }
+        free(m->e);
+        m->e = e;
+        m->cap = cap;
+    }
+    uint64_t h = hash_bytes(key, len);
+    size_t i = h & (m->cap - 1);
+    for (; m->e[i].key != NULL; i = (i + 1) & (m->cap - 1))
+        if (m->e[i].hash == h && m->e[i].len == len &&
+            memcmp(m->e[i].key, key, len) == 0)
+            return &m->e[i];
+    char *k = malloc(len + 1);
+    if (k == NULL)
+        return NULL;
+    memcpy(k, key, len);
+    k[len] = '\0';
+    m->e[i] = (struct strmap_entry){k, len, h, SIZE_MAX};
+    m->n++;
+    return &m->e[i];
+}
+
+/* Helpers ----------------------------------------------------------------- */
+
+/* Grow *@p (of *@cap elements of @size) to hold @n; 0 or -1. */
+static int grow(void *p, size_t *cap, size_t n, size_t size)
+{
+    if (n <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < n)
+        c *= 2;
+    void *q = realloc(*(void **)p, c * size);
+    if (q == NULL)
+        return -1;
+    *(void **)p = q;
+    *cap = c;
+    return 0;
+}
+
+static char *dup_bytes(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* A composite key: the parts with their lengths, so no part can alias. */
+static size_t make_key(char *buf, size_t cap, const struct tl_str *parts, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        if (len + sizeof parts[i].len + parts[i].len > cap)
+            return 0;
+        memcpy(buf + len, &parts[i].len, sizeof parts[i].len);
+        len += sizeof parts[i].len;
+        memcpy(buf + len, parts[i].p, parts[i].len);
+        len += parts[i].len;
+    }
+    return len;
+}
+
+#define KEY_MAX (3 * (TL_MAX_STRING + 16))
+
+/* Stages, threads, counters ---------------------------------------------- */
+
+static long stage_of(struct agg *a, const struct tl_event *ev, int async)
+{
+    struct tl_str parts[3] = {ev->name, ev->cat, {async ? "a" : "s", 1}};
+    char *kb = a->keybuf;
+    size_t len = kb ? make_key(kb, KEY_MAX, parts, 3) : 0;
+    struct strmap_entry *e = len ? strmap_get(a->stage_map, kb, len) : NULL;
+    if (e == NULL)
+        return -1;
+    if (e->value != SIZE_MAX)
+        return (long)e->value;
+    struct agg_stage *st = calloc(1, sizeof *st);
+    if (st == NULL || grow(&a->stages, &a->stages_cap, a->nstages + 1,
+                           sizeof *a->stages) != 0) {
+        free(st);
+        return -1;
+    }
+    st->name = dup_bytes(ev->name.p, ev->name.len);
+    st->cat = dup_bytes(ev->cat.p, ev->cat.len);
+    st->name_len = ev->name.len;
+    st->cat_len = ev->cat.len;
+    st->async = async;
+    st->min_ns = INT64_MAX;
+    if (st->name == NULL || st->cat == NULL) {
+        free(st->name);
+        free(st->cat);
+        free(st);
+        return -1;
+    }
+    a->stages[a->nstages] = st;
+    e->value = a->nstages++;
+    return (long)e->value;
+}
+
+static struct agg_thread *thread_of(struct agg *a, const struct tl_event *ev)
+{
+    struct tl_str parts[2] = {ev->pid, ev->tid};
+    char *kb = a->keybuf;
+    size_t len = kb ? make_key(kb, KEY_MAX, parts, 2) : 0;
+    struct strmap_entry *e = len ? strmap_get(a->thread_map, kb, len) : NULL;
+    if (e == NULL)
+        return NULL;
+    if (e->value != SIZE_MAX)
+        return a->threads[e->value];
+    struct agg_thread *t = calloc(1, sizeof *t);
+    if (t == NULL || grow(&a->threads, &a->threads_cap, a->nthreads + 1,
+                          sizeof *a->threads) != 0) {
+        free(t);
+        return NULL;
+    }
+    t->pid = dup_bytes(ev->pid.p, ev->pid.len);
+    t->tid = dup_bytes(ev->tid.p, ev->tid.len);
+    a->threads[a->nthreads] = t;
+    e->value = a->nthreads++;
+    return t;
+}
+
+static void add_slice(struct agg_thread *t, int64_t start, int64_t dur,
+                      long stage)
+{
+    if (grow(&t->sl, &t->slcap, t->nsl + 1, sizeof *t->sl) != 0)
+        return;
+    t->sl[t->nsl++] = (struct slice){start, dur, 0, (uint32_t)stage, 0};
+}
+
+static void add_duration(struct agg_stage *st, int64_t dur, int64_t self)
+{
+    if (grow(&st->durs, &st->cap, st->ndurs + 1, sizeof *st->durs) == 0)
+        st->durs[st->ndurs++] = dur;
+    st->count++;
+    st->total_ns += dur;
+    st->self_ns += self;
+    if (dur < st->min_ns)
+        st->min_ns = dur;
+    if (dur > st->max_ns)
+        st->max_ns = dur;
+}
+
+static void counter_sample(struct agg *a, const struct tl_event *ev,
+                           const struct tl_arg *arg)
+{
+    struct tl_str parts[2] = {ev->name, arg->key};
+    char *kb = a->keybuf;
+    size_t len = kb ? make_key(kb, KEY_MAX, parts, 2) : 0;
+    struct strmap_entry *e = len ? strmap_get(a->counter_map, kb, len) : NULL;
+    if (e == NULL)
+        return;
+    if (e->value == SIZE_MAX) {
+        struct agg_counter *c = calloc(1, sizeof *c);
+        if (c == NULL || grow(&a->counters, &a->counters_cap, a->ncounters + 1,
+                              sizeof *a->counters) != 0) {
+            free(c);
+            return;
+        }
+        c->name = dup_bytes(ev->name.p, ev->name.len);
+        c->series = dup_bytes(arg->key.p, arg->key.len);
+        c->min = c->max = c->last = arg->value;
+        c->last_ts = INT64_MIN;
+        a->counters[a->ncounters] = c;
+        e->value = a->ncounters++;
+    }
+    struct agg_counter *c = a->counters[e->value];
+    c->count++;
+    c->sum += arg->value;
+    if (arg->value < c->min)
+        c->min = arg->value;
+    if (arg->value > c->max)
+        c->max = arg->value;
+    if (ev->ts_ns >= c->last_ts) {
+        c->last_ts = ev->ts_ns;
+        c->last = arg->value;
+    }
+}
+
+static void note_phase(struct agg *a, char ph)
+{
+    if (strchr(a->unknown_phases, ph) == NULL) {
+        size_t n = strlen(a->unknown_phases);
+        if (n + 1 < sizeof a->unknown_phases) {
+            a->unknown_phases[n] = ph;
+            a->unknown_phases[n + 1] = '\0';
+        }
+    }
+}
+
+/*
+ * Async spans: b/e (n skipped), legacy S/F. Their ends may come before
+ * their begins in the file (a writer that groups events by thread), so
+ * they are kept and paired by time in agg_finish.
+ */
+struct async_ev {
+    int64_t ts;
+    uint64_t seq;
+    uint32_t key;  /* index of (cat, id, name) */
+    int32_t stage; /* the async stage */
+    int begin;
+};
+
+static void async_event(struct agg *a, const struct tl_event *ev, int begin)
+{
+    struct tl_str parts[3] = {ev->cat, ev->id, ev->name};
+    char *kb = a->keybuf;
+    size_t len = make_key(kb, KEY_MAX, parts, 3);
+    struct strmap_entry *e = len ? strmap_get(a->async_map, kb, len) : NULL;
+    long st = stage_of(a, ev, 1);
+    if (e == NULL || st < 0 ||
+        grow(&a->async, &a->async_cap, a->nasync + 1, sizeof *a->async) != 0)
+        return;
+    if (e->value == SIZE_MAX)
+        e->value = a->async_map->n - 1;
+    a->async[a->nasync++] = (struct async_ev){
+        ev->ts_ns, a->seq++, (uint32_t)e->value, (int32_t)st, begin};
+}
+
+/* Events ------------------------------------------------------------------ */
+
+static int thread_wanted(const struct agg *a, const struct agg_thread *t)
+{
+    const char *f = a->opts.thread;
+    return f == NULL || strstr(t->tid, f) != NULL ||
+           strstr(t->pid, f) != NULL ||
+           (t->name != NULL && strstr(t->name, f) != NULL);
+}
+
+int agg_event(void *arg, const struct tl_event *ev)
+{
+    struct agg *a = arg;
+    a->events++;
+    char ph = ev->ph;
+    if (ph == 'M') {
+        if (ev->name.len == 11 && memcmp(ev->name.p, "thread_name", 11) == 0 &&
+            ev->arg_name.p != NULL) {
+            struct agg_thread *t = thread_of(a, ev);
+            if (t != NULL) {
+                free(t->name);
+                t->name = dup_bytes(ev->arg_name.p, ev->arg_name.len);
+            }
+        }
+        return 0;
+    }
+    if (ph == 'X' || ph == 'B' || ph == 'E' || ph == 'b' || ph == 'e' ||
+        ph == 'S' || ph == 'F' || ph == 'C') {
+        if (!ev->has_ts) {
+            a->no_ts++;
+            return 0;
+        }
+    }
+    switch (ph) {
+    case 'X': {
+        if (!ev->has_dur) {
+            a->no_dur++;
+            return 0;
+        }
+        if (ev->dur_ns < 0) {
+            a->bad_dur++;
+            return 0;
+        }
+        struct agg_thread *t = thread_of(a, ev);
+        long st = stage_of(a, ev, 0);
+        if (t != NULL && st >= 0)
+            add_slice(t, ev->ts_ns, ev->dur_ns, st);
+        return 0;
+    }
+    case 'B':
+    case 'E': {
+        struct agg_thread *t = thread_of(a, ev);
+        long st = ph == 'B' ? stage_of(a, ev, 0) : -1;
+        if (t == NULL || (ph == 'B' && st < 0) ||
+            grow(&t->be, &t->becap, t->nbe + 1, sizeof *t->be) != 0)
+            return 0;
+        t->be[t->nbe++] = (struct be){ev->ts_ns, a->seq++, (int32_t)st};
+        return 0;
+    }
+    case 'b':
+    case 'S':
+        async_event(a, ev, 1);
+        return 0;
+    case 'e':
+    case 'F':
+        async_event(a, ev, 0);
+        return 0;
+    case 'C':
+        for (int i = 0; i < ev->nargs; i++)
+            counter_sample(a, ev, &ev->args[i]);
+        return 0;
+    case 'n':
+    case 'T':
+    case 'p':
+    case 'i':
+    case 'I':
+    case 's':
+    case 't':
+    case 'f':
+    case 'O':
+    case 'N':
+    case 'D':
+    case 'P':
+    case 'R':
+    case 'c':
+        a->skipped_phase++;
+        return 0;
+    default:
+        note_phase(a, ph ? ph : '-');
+        return 0;
+    }
+}
+
+/* Finishing --------------------------------------------------------------- */
+
+static int cmp_be(const void *x, const void *y)
+{
+    const struct be *a = x, *b = y;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Parents first when two start together: the longer one. */
+static int cmp_slice(const void *x, const void *y)
+{
+    const struct slice *a = x, *b = y;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    return a->dur > b->dur ? -1 : a->dur < b->dur;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_async(const void *x, const void *y)
+{
+    const struct async_ev *a = x, *b = y;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Async begins and ends paired per key, in time order. */
+static void pair_async(struct agg *a)
+{
+    size_t nkeys = a->async_map->n;
+    int64_t *open = malloc((nkeys + 1) * sizeof *open);
+    char *is_open = calloc(nkeys + 1, 1);
+    if (open == NULL || is_open == NULL) {
+        free(open);
+        free(is_open);
+        return;
+    }
+    if (a->nasync > 0)
+        qsort(a->async, a->nasync, sizeof *a->async, cmp_async);
+    for (size_t i = 0; i < a->nasync; i++) {
+        const struct async_ev *e = &a->async[i];
+        if (e->begin) {
+            if (is_open[e->key])
+                a->open_async++; /* begun again: the first never ends */
+            is_open[e->key] = 1;
+            open[e->key] = e->ts;
+        } else if (!is_open[e->key]) {
+            a->orphan_async++;
+        } else {
+            is_open[e->key] = 0;
+            int64_t dur = e->ts - open[e->key];
+            add_duration(a->stages[e->stage], dur, dur);
+        }
+    }
+    for (size_t k = 0; k < nkeys; k++)
+        a->open_async += is_open[k];
+    free(open);
+    free(is_open);
+    free(a->async);
+    a->async = NULL;
+    a->nasync = a->async_cap = 0;
+}
+
+/* B/E pairs of a thread as slices: a stack over the time-sorted list. */
+static void pair_be(struct agg *a, struct agg_thread *t)
+{
+    if (t->nbe == 0)
+        return;
+    qsort(t->be, t->nbe, sizeof *t->be, cmp_be);
+    size_t *stack = malloc(t->nbe * sizeof *stack), depth = 0;
+    if (stack == NULL)
+        return;
+    for (size_t i = 0; i < t->nbe; i++) {
+        if (t->be[i].stage >= 0) {
+            stack[depth++] = i;
+        } else if (depth == 0) {
+            a->orphan_e++;
+        } else {
+            const struct be *b = &t->be[stack[--depth]];
+            add_slice(t, b->ts, t->be[i].ts - b->ts, b->stage);
+        }
+    }
+    a->open_b += depth;
+    free(stack);
+    free(t->be);
+    t->be = NULL;
+    t->nbe = t->becap = 0;
+}
+
+/* Nest a thread's slices: children's time, depth, busy union. */
+static void nest(struct agg_thread *t)
+{
+    if (t->nsl == 0)
+        return;
+    qsort(t->sl, t->nsl, sizeof *t->sl, cmp_slice);
+    size_t *stack = malloc((t->nsl + 1) * sizeof *stack), depth = 0;
+    if (stack == NULL)
+        return;
+    for (size_t i = 0; i < t->nsl; i++) {
+        struct slice *s = &t->sl[i];
+        int64_t end = s->start + s->dur;
+        while (depth > 0) {
+            const struct slice *p = &t->sl[stack[depth - 1]];
+            int64_t pend = p->start + p->dur;
+            if (pend < s->start || (pend == s->start && s->dur > 0))
+                depth--;
+            else
+                break;
+        }
+        if (depth > 0) {
+            struct slice *p = &t->sl[stack[depth - 1]];
+            int64_t pend = p->start + p->dur;
+            p->child += (end < pend ? end : pend) - s->start;
+        }
+        s->depth = (int32_t)depth;
+        stack[depth++] = i;
+    }
+    free(stack);
+}
+
+static double percentile(const int64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0.0;
+    double rank = p * (double)(n - 1);
+    size_t lo = (size_t)rank;
+    if (lo + 1 >= n)
+        return (double)v[n - 1];
+    double frac = rank - (double)lo;
+    return (double)v[lo] + frac * (double)(v[lo + 1] - v[lo]);
+}
+
+int agg_finish(struct agg *a)
+{
+    pair_async(a);
+    /* The trace's start: the first slice of any thread. */
+    int64_t t0 = INT64_MAX;
+    for (size_t i = 0; i < a->nthreads; i++) {
+        pair_be(a, a->threads[i]);
+        for (size_t j = 0; j < a->threads[i]->nsl; j++)
+            if (a->threads[i]->sl[j].start < t0)
+                t0 = a->threads[i]->sl[j].start;
+    }
+    int64_t from = a->opts.has_from ? t0 + a->opts.from_ns : INT64_MIN;
+    int64_t to = a->opts.has_to ? t0 + a->opts.to_ns : INT64_MAX;
+    a->first_ns = INT64_MAX;
+    a->last_ns = INT64_MIN;
+    for (size_t i = 0; i < a->nthreads; i++) {
+        struct agg_thread *t = a->threads[i];
+        nest(t);
+        if (!thread_wanted(a, t))
+            continue;
+        int64_t covered = INT64_MIN;
+        for (size_t j = 0; j < t->nsl; j++) {
+            const struct slice *s = &t->sl[j];
+            if (s->start < from || s->start >= to)
+                continue;
+            int64_t end = s->start + s->dur, self = s->dur - s->child;
+            add_duration(a->stages[s->stage], s->dur, self > 0 ? self : 0);
+            t->slices++;
+            if (s->start < a->first_ns)
+                a->first_ns = s->start;
+            if (end > a->last_ns)
+                a->last_ns = end;
+            if (s->depth == 0 && end > covered) {
+                t->busy_ns += end - (s->start > covered ? s->start : covered);
+                covered = end;
+            }
+        }
+        free(t->sl);
+        t->sl = NULL;
+        t->nsl = t->slcap = 0;
+    }
+    a->have_wall = a->first_ns <= a->last_ns;
+    for (size_t i = 0; i < a->nstages; i++) {
+        struct agg_stage *st = a->stages[i];
+        if (st->ndurs > 0)
+            qsort(st->durs, st->ndurs, sizeof *st->durs, cmp_i64);
+        for (int k = 0; k < AGG_NPCT; k++)
+            st->pct_ns[k] = percentile(st->durs, st->ndurs, agg_pcts[k]);
+        if (st->count == 0)
+            st->min_ns = 0;
+    }
+    return 0;
+}
+
+int agg_init(struct agg *a, const struct agg_opts *opts)
+{
+    memset(a, 0, sizeof *a);
+    if (opts != NULL)
+        a->opts = *opts;
+    a->stage_map = strmap_new();
+    a->thread_map = strmap_new();
+    a->counter_map = strmap_new();
+    a->async_map = strmap_new();
+    a->keybuf = malloc(KEY_MAX);
+    if (!a->stage_map || !a->thread_map || !a->counter_map || !a->async_map ||
+        a->keybuf == NULL) {
+        agg_fini(a);
+        return -1;
+    }
+    return 0;
+}
+
+void agg_fini(struct agg *a)
+{
+    for (size_t i = 0; i < a->nstages; i++) {
+        free(a->stages[i]->name);
+        free(a->stages[i]->cat);
+        free(a->stages[i]->durs);
+        free(a->stages[i]);
+    }
+    for (size_t i = 0; i < a->nthreads; i++) {
+        free(a->threads[i]->pid);
+        free(a->threads[i]->tid);
+        free(a->threads[i]->name);
+        free(a->threads[i]->sl);
+        free(a->threads[i]->be);
+        free(a->threads[i]);
+    }
+    for (size_t i = 0; i < a->ncounters; i++) {
+        free(a->counters[i]->name);
+        free(a->counters[i]->series);
+        free(a->counters[i]);
+    }
+    free(a->async);
+    free(a->stages);
+    free(a->threads);
+    free(a->counters);
+    strmap_free(a->stage_map);
+    strmap_free(a->thread_map);
+    strmap_free(a->counter_map);
+    strmap_free(a->async_map);
+    free(a->keybuf);
+    memset(a, 0, sizeof *a);
+}

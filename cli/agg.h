@@ -1,0 +1,91 @@
+/*
+ * agg.h - per-stage statistics of the events of one or more traces.
+ *
+ * Feed every event of every file to agg_event(), then agg_finish() once:
+ * it pairs B/E events per thread (a stack, after a stable sort by time),
+ * nests each thread's slices to find self times, and sorts each stage's
+ * durations for exact percentiles. A stage is an event name with its
+ * category. Async spans (b/e, S/F) are stages too, marked async: they do
+ * not nest, count in no thread's busy time and ignore the time window.
+ */
+#ifndef STAGEPROF_AGG_H
+#define STAGEPROF_AGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace_load.h"
+
+/* Percentiles reported, in this order. */
+#define AGG_NPCT 5
+extern const double agg_pcts[AGG_NPCT]; /* 0.50 0.90 0.95 0.99 0.999 */
+
+struct agg_stage {
+    char *name, *cat; /* NUL-terminated copies; may hold NULs inside */
+    size_t name_len, cat_len;
+    int async;
+    uint64_t count;
+    int64_t total_ns, self_ns, min_ns, max_ns;
+    double pct_ns[AGG_NPCT];
+    /* private */
+    int64_t *durs;
+    size_t ndurs, cap;
+};
+
+struct agg_thread {
+    char *pid, *tid; /* as written in the trace */
+    char *name;      /* from a thread_name metadata event, or NULL */
+    uint64_t slices; /* slices counted (in the window) */
+    int64_t busy_ns; /* union of its top-level slices */
+    /* private */
+    struct slice *sl;
+    size_t nsl, slcap;
+    struct be *be;
+    size_t nbe, becap;
+};
+
+struct agg_counter {
+    char *name, *series; /* event name, args key */
+    uint64_t count;
+    double min, max, sum, last;
+    int64_t last_ts;
+};
+
+struct agg_opts {
+    int64_t from_ns, to_ns; /* window from the trace's first slice */
+    int has_from, has_to;
+    const char *thread; /* substring of a thread's name, pid or tid */
+};
+
+struct agg {
+    struct agg_opts opts;
+    struct agg_stage **stages;
+    size_t nstages;
+    struct agg_thread **threads;
+    size_t nthreads;
+    struct agg_counter **counters;
+    size_t ncounters;
+    int64_t first_ns, last_ns; /* wall: first slice start, last end */
+    int have_wall;
+    uint64_t events;
+    /* warnings, counted */
+    uint64_t no_dur, bad_dur, no_ts, open_b, orphan_e, open_async, orphan_async,
+        skipped_phase;
+    char unknown_phases[64]; /* each unknown phase letter once */
+    /* private */
+    struct strmap *stage_map, *thread_map, *counter_map, *async_map;
+    size_t stages_cap, threads_cap, counters_cap;
+    struct async_ev *async;
+    size_t nasync, async_cap;
+    char *keybuf;
+    uint64_t seq;
+};
+
+int agg_init(struct agg *a, const struct agg_opts *opts);
+/* agg_event - fold one event in; a tl_event_cb (always 0). */
+int agg_event(void *agg, const struct tl_event *ev);
+/* agg_finish - pair, nest, sort, compute. Returns 0 or -1 (memory). */
+int agg_finish(struct agg *a);
+void agg_fini(struct agg *a);
+
+#endif
