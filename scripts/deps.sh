@@ -15,11 +15,14 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: the toolchain, zlib (gzip traces), the test tools
 # (clang-format checks the code's layout), the browser for the
-# trace-viewer test, and darknet with libjpeg for the detection workflow
+# trace-viewer test, darknet with libjpeg for the detection workflow
 # (examples/detect_workflow) that `make run`, its test and its benchmark
-# drive.
+# drive, PyTorch (its profiler writes the real traces `report` is checked
+# on), clang with its runtime for the reader's fuzzer, and jq, which the
+# reader's benchmark sets beside `report`.
 packages="build-essential cmake pkg-config zlib1g-dev python3 valgrind git
-ca-certificates clang-format nodejs npm chromium darknet libjpeg-dev"
+ca-certificates clang-format nodejs npm chromium darknet libjpeg-dev
+python3-torch python3-torchvision clang libclang-rt-14-dev jq"
 
 # have_package NAME - the package is installed, or (for tools that may come
 # from another source, e.g. a nodejs that bundles npm) its program is.
@@ -35,6 +38,7 @@ have_package() {
     chromium) command -v chromium >/dev/null 2>&1 ;;
     cmake) command -v cmake >/dev/null 2>&1 ;;
     clang-format) command -v clang-format >/dev/null 2>&1 ;;
+    jq) command -v jq >/dev/null 2>&1 ;;
     git) command -v git >/dev/null 2>&1 ;;
     *) return 1 ;;
     esac
