@@ -78,6 +78,7 @@ struct agg {
     struct async_ev *async;
     size_t nasync, async_cap;
     char *keybuf;
+    struct agg_thread *last_thread; /* of the previous event */
     uint64_t seq;
 };
 

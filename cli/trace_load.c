@@ -28,10 +28,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define BUF_SIZE (1u << 20)
+#define BUF_SIZE (1u << 20) /* bytes per read; STAGEPROF_READ_CHUNK: fewer */
 
 struct scan {
     gzFile gz;
+    unsigned chunk; /* bytes per read */
     const char *path;
     unsigned char *buf;
     const unsigned char *p, *end;
@@ -78,7 +79,7 @@ static int refill(struct scan *s)
     if (s->eof)
         return -1;
     s->base += (uint64_t)(s->end - s->buf);
-    int n = gzread(s->gz, s->buf, BUF_SIZE);
+    int n = gzread(s->gz, s->buf, s->chunk);
     if (n < 0) {
         int code;
         const char *msg = gzerror(s->gz, &code);
@@ -114,19 +115,50 @@ static inline int next(struct scan *s)
     return c;
 }
 
+static const unsigned char is_ws[256] = {
+    [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1};
+
 /* The next byte that is not white space (not consumed), or -1. */
-static int peek_ws(struct scan *s)
+static int peek_ws_slow(struct scan *s)
 {
     for (;;) {
-        while (s->p < s->end) {
-            unsigned char c = *s->p;
-            if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
-                return c;
-            s->p++;
-        }
+        const unsigned char *p = s->p, *end = s->end;
+        while (p < end && is_ws[*p])
+            p++;
+        s->p = p;
+        if (p < end)
+            return *p;
         if (refill(s) < 0)
             return -1;
     }
+}
+
+static inline int peek_ws(struct scan *s)
+{
+    if (s->p < s->end && !is_ws[*s->p])
+        return *s->p;
+    return peek_ws_slow(s);
+}
+
+/* The first '"' or '\\' in [p, end), or end: eight bytes at a time. */
+static const unsigned char *find_quote(const unsigned char *p,
+                                       const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    const uint64_t quotes = ones * '"', slashes = ones * '\\';
+    while (end - p >= 8) {
+        uint64_t v, a, b;
+        memcpy(&v, p, 8);
+        a = v ^ quotes;
+        b = v ^ slashes;
+        /* A zero byte in a or b: that byte was a quote or a backslash. */
+        if (((a - ones) & ~a & highs) | ((b - ones) & ~b & highs))
+            break;
+        p += 8;
+    }
+    while (p < end && *p != '"' && *p != '\\')
+        p++;
+    return p;
 }
 
 static const char *describe(int c, char *buf, size_t len)
@@ -233,9 +265,7 @@ static size_t read_string(struct scan *s, int keep, size_t *len)
     uint64_t at = offset_of(s);
     for (;;) {
         /* Copy the plain run up to a quote or a backslash at once. */
-        const unsigned char *q = s->p;
-        while (q < s->end && *q != '"' && *q != '\\')
-            q++;
+        const unsigned char *q = find_quote(s->p, s->end);
         if (keep) {
             if (s->alen - start + (size_t)(q - s->p) > TL_MAX_STRING)
                 fail_at(s, at, "string longer than %u bytes", TL_MAX_STRING);
@@ -247,8 +277,13 @@ static size_t read_string(struct scan *s, int keep, size_t *len)
             longjmp(s->fail, TRUNCATED);
         if (c == '"')
             break;
-        if (c != '\\')
-            continue; /* the chunk ended: go on in the next */
+        if (c != '\\') {
+            /* The chunk ended inside the string: c opens the next one. */
+            char ch = (char)c;
+            if (keep)
+                arena_put(s, &ch, 1);
+            continue;
+        }
         c = next(s);
         char e;
         switch (c) {
@@ -349,6 +384,23 @@ static size_t read_number_text(struct scan *s, char *buf, size_t cap)
 {
     size_t n = 0;
     int c, digits = 0;
+    /* Fast path: a plain decimal well inside the chunk, read in place. */
+    if (s->end - s->p > 64 && cap > 64) {
+        const unsigned char *p = s->p, *q = p, *lim = p + 63, *d;
+        q += *q == '-';
+        for (d = q; q < lim && *q >= '0' && *q <= '9'; q++)
+            ;
+        if (q > d && q < lim && *q == '.')
+            for (d = ++q; q < lim && *q >= '0' && *q <= '9'; q++)
+                ;
+        if (q > d && q < lim && *q != 'e' && *q != 'E' && is_delim(*q)) {
+            n = (size_t)(q - p);
+            memcpy(buf, p, n);
+            buf[n] = '\0';
+            s->p = q;
+            return n;
+        }
+    }
 #define TAKE()                                                                 \
     do {                                                                       \
         if (n + 1 < cap)                                                       \
@@ -598,14 +650,69 @@ static int read_time(struct scan *s, const char *key, int64_t *ns, int *is_null)
     return 1;
 }
 
-static int keyis(const struct scan *s, const struct spot *k, const char *w)
+/*
+ * A member name, only compared: read in place when it lies whole in the
+ * chunk without escapes (the common case), else through the arena. Valid
+ * until the next read.
+ */
+struct key {
+    const char *p;
+    size_t len;
+};
+
+static void read_key(struct scan *s, struct key *k)
 {
-    size_t n = strlen(w);
-    return k->len == n && memcmp(s->arena + k->off, w, n) == 0;
+    expect(s, '"', "a member name");
+    const unsigned char *q = find_quote(s->p, s->end);
+    if (q < s->end && *q == '"') {
+        k->p = (const char *)s->p;
+        k->len = (size_t)(q - s->p);
+        s->p = q + 1;
+        /* The ':' and the value's first byte must be in this chunk too:
+         * callers look at that byte before they are done with the name,
+         * and a read would overwrite it. Else keep a copy. */
+        const unsigned char *c = s->p;
+        while (c < s->end && is_ws[*c])
+            c++;
+        if (c < s->end && *c == ':')
+            for (c++; c < s->end && is_ws[*c]; c++)
+                ;
+        if (c == s->end) {
+            struct spot sp = {s->alen, k->len, 1};
+            arena_put(s, k->p, k->len);
+            arena_put(s, "", 1);
+            k->p = s->arena + sp.off;
+        }
+    } else {
+        struct spot sp;
+        keep_string(s, &sp);
+        k->p = s->arena + sp.off;
+        k->len = sp.len;
+    }
+    expect(s, ':', "':'");
 }
 
+/* Keep @k beyond the next read: its place in the arena. */
+static struct spot key_keep(struct scan *s, const struct key *k)
+{
+    struct spot sp = {0, k->len, 1};
+    if (k->p >= s->arena && k->p < s->arena + s->alen) {
+        sp.off = (size_t)(k->p - s->arena); /* read through the arena */
+    } else {
+        sp.off = s->alen;
+        arena_put(s, k->p, k->len);
+        arena_put(s, "", 1);
+    }
+    return sp;
+}
+
+/* A macro, so that the length of the literal @w is a constant. */
+#define keyis(s, k, w)                                                         \
+    ((void)(s),                                                                \
+     (k)->len == sizeof(w) - 1 && memcmp((k)->p, (w), sizeof(w) - 1) == 0)
+
 /* "args": its numeric members (and a string "name"), the rest skipped. */
-static void read_args(struct scan *s, struct spot *keys, double *vals,
+static void read_args(struct scan *s, struct spot *keys, struct spot *vals,
                       int *nargs, struct spot *name)
 {
     if (peek_ws(s) != '{') {
@@ -618,16 +725,13 @@ static void read_args(struct scan *s, struct spot *keys, double *vals,
         return;
     }
     for (;;) {
-        struct spot k;
-        expect(s, '"', "a member name");
-        keep_string(s, &k);
-        expect(s, ':', "':'");
+        struct key k;
+        read_key(s, &k);
         int c = peek_ws(s);
         if ((c == '-' || (c >= '0' && c <= '9')) && *nargs < TL_MAX_ARGS) {
-            char t[400];
-            read_number_text(s, t, sizeof t);
-            keys[*nargs] = k;
-            vals[*nargs] = strtod(t, NULL);
+            /* The text only: converted for the events that use it. */
+            keys[*nargs] = key_keep(s, &k);
+            keep_scalar(s, &vals[*nargs]);
             (*nargs)++;
         } else if (c == '"' && keyis(s, &k, "name")) {
             s->p++;
@@ -657,10 +761,10 @@ static void read_id2(struct scan *s, struct spot *id)
         return;
     }
     for (;;) {
-        struct spot k, v = {0};
-        expect(s, '"', "a member name");
-        keep_string(s, &k);
-        expect(s, ':', "':'");
+        struct key key;
+        struct spot v = {0};
+        read_key(s, &key);
+        struct spot k = key_keep(s, &key);
         keep_scalar(s, &v);
         if (v.set) {
             /* The id is "<key>:<value>", built at the arena's end. */
@@ -698,7 +802,7 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
     struct tl_event ev;
     struct spot name = {0}, cat = {0}, pid = {0}, tid = {0}, id = {0}, ph = {0},
                 argname = {0}, keys[TL_MAX_ARGS];
-    double vals[TL_MAX_ARGS];
+    struct spot vals[TL_MAX_ARGS];
     memset(&ev, 0, sizeof ev);
     ev.offset = offset_of(s);
     s->alen = 0;
@@ -707,10 +811,8 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
     if (c == '}')
         s->p++;
     while (c != '}') {
-        struct spot k;
-        expect(s, '"', "a member name");
-        keep_string(s, &k);
-        expect(s, ':', "':'");
+        struct key k;
+        read_key(s, &k);
         /* Duplicate keys: the last one wins, as in browsers. */
         if (keyis(s, &k, "ph")) {
             ph.set = 0;
@@ -766,7 +868,9 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
         ev.arg_name = resolve(s, &argname);
     for (int i = 0; i < ev.nargs; i++) {
         ev.args[i].key = resolve(s, &keys[i]);
-        ev.args[i].value = vals[i];
+        /* Only counters use the values: the others skip strtod. */
+        ev.args[i].value =
+            ev.ph == 'C' ? strtod(s->arena + vals[i].off, NULL) : 0.0;
     }
     s->res->events++;
     return cb(arg, &ev);
@@ -829,11 +933,9 @@ static void read_summary(struct scan *s)
         return;
     }
     for (;;) {
-        struct spot k;
+        struct key k;
         s->alen = 0;
-        expect(s, '"', "a member name");
-        keep_string(s, &k);
-        expect(s, ':', "':'");
+        read_key(s, &k);
         int c = peek_ws(s);
         if (keyis(s, &k, "events_dropped_total") &&
             (c == '-' || (c >= '0' && c <= '9'))) {
@@ -864,11 +966,9 @@ static void read_object(struct scan *s, tl_event_cb cb, void *arg)
     if (c == '}')
         s->p++;
     while (c != '}') {
-        struct spot k;
+        struct key k;
         s->alen = 0;
-        expect(s, '"', "a member name");
-        keep_string(s, &k);
-        expect(s, ':', "':'");
+        read_key(s, &k);
         if (keyis(s, &k, "traceEvents")) {
             have_events = 1;
             read_events(s, cb, arg, 0);
@@ -937,6 +1037,11 @@ int tl_read(const char *path, tl_event_cb cb, void *arg, struct tl_result *res,
             free(s);
         return -1;
     }
+    /* Smaller reads put chunk boundaries everywhere: for tests. */
+    const char *chunk = getenv("STAGEPROF_READ_CHUNK");
+    long bytes = chunk ? strtol(chunk, NULL, 10) : 0;
+    s->chunk =
+        bytes >= 1 && bytes <= (long)BUF_SIZE ? (unsigned)bytes : BUF_SIZE;
     s->path = path;
     s->err = err;
     s->errlen = errlen;
