@@ -14,6 +14,7 @@
  */
 #include "agg.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,10 +244,68 @@ static void add_slice(struct agg_thread *t, int64_t start, int64_t dur,
     t->sl[t->nsl++] = (struct slice){start, dur, 0, (uint32_t)stage, 0};
 }
 
-static void add_duration(struct agg_stage *st, int64_t dur, int64_t self)
+/*
+ * The sketch: bin i > 0 counts durations in (g^(i-1), g^i] ns with
+ * g = (1 + e) / (1 - e); bin 0 counts zero (and sub-ns) durations. The
+ * value 2 g^i / (g + 1) is within e of everything in bin i, relatively.
+ */
+#define SKETCH_BINS 4500 /* g^4500 > 2^63 for e = 0.005 */
+
+static double sketch_gamma(void)
 {
-    if (grow(&st->durs, &st->cap, st->ndurs + 1, sizeof *st->durs) == 0)
+    return (1 + AGG_SKETCH_ERROR) / (1 - AGG_SKETCH_ERROR);
+}
+
+static int sketch_bin(int64_t ns)
+{
+    if (ns < 1)
+        return 0;
+    int i = (int)ceil(log((double)ns) / log(sketch_gamma()));
+    return i < 1 ? 1 : i >= SKETCH_BINS ? SKETCH_BINS - 1 : i;
+}
+
+static double sketch_value(int i)
+{
+    double g = sketch_gamma();
+    return i == 0 ? 0.0 : 2.0 * pow(g, i) / (g + 1.0);
+}
+
+/* The value of rank @k (0-based) of the sketch. */
+static double sketch_rank(const uint64_t *bins, uint64_t k)
+{
+    uint64_t seen = 0;
+    for (int i = 0; i < SKETCH_BINS; i++) {
+        seen += bins[i];
+        if (seen > k)
+            return sketch_value(i);
+    }
+    return sketch_value(SKETCH_BINS - 1);
+}
+
+static void add_duration(struct agg *a, struct agg_stage *st, int64_t dur,
+                         int64_t self)
+{
+    uint64_t limit =
+        a->opts.exact_limit ? a->opts.exact_limit : AGG_EXACT_LIMIT;
+    if (st->sketch == NULL && a->kept >= limit) {
+        /* This stage's durations move into a sketch. */
+        st->sketch = calloc(SKETCH_BINS, sizeof *st->sketch);
+        if (st->sketch != NULL) {
+            for (size_t i = 0; i < st->ndurs; i++)
+                st->sketch[sketch_bin(st->durs[i])]++;
+            a->kept -= st->ndurs;
+            a->sketched++;
+            free(st->durs);
+            st->durs = NULL;
+            st->ndurs = st->cap = 0;
+        }
+    }
+    if (st->sketch != NULL)
+        st->sketch[sketch_bin(dur)]++;
+    else if (grow(&st->durs, &st->cap, st->ndurs + 1, sizeof *st->durs) == 0) {
         st->durs[st->ndurs++] = dur;
+        a->kept++;
+    }
     st->count++;
     st->total_ns += dur;
     st->self_ns += self;
@@ -520,7 +579,7 @@ static void pair_async(struct agg *a)
         } else {
             is_open[e->key] = 0;
             int64_t dur = e->ts - open[e->key];
-            add_duration(a->stages[e->stage], dur, dur);
+            add_duration(a, a->stages[e->stage], dur, dur);
         }
     }
     for (size_t k = 0; k < nkeys; k++)
@@ -593,16 +652,28 @@ static void nest(struct agg_thread *t)
     free(stack);
 }
 
-static double percentile(const int64_t *v, size_t n, double p)
+/* numpy's linear percentile: rank p (n - 1), between the closest two. */
+static double percentile(const struct agg_stage *st, double p)
 {
+    uint64_t n = st->count;
     if (n == 0)
         return 0.0;
     double rank = p * (double)(n - 1);
-    size_t lo = (size_t)rank;
-    if (lo + 1 >= n)
-        return (double)v[n - 1];
+    uint64_t lo = (uint64_t)rank;
     double frac = rank - (double)lo;
-    return (double)v[lo] + frac * (double)(v[lo + 1] - v[lo]);
+    if (st->sketch == NULL) {
+        const int64_t *v = st->durs;
+        if (lo + 1 >= st->ndurs)
+            return st->ndurs ? (double)v[st->ndurs - 1] : 0.0;
+        return (double)v[lo] + frac * (double)(v[lo + 1] - v[lo]);
+    }
+    double a = sketch_rank(st->sketch, lo);
+    double b = lo + 1 < n ? sketch_rank(st->sketch, lo + 1) : a;
+    /* The sketch's values never lie outside what was seen. */
+    double v = a + frac * (b - a);
+    return v < (double)st->min_ns   ? (double)st->min_ns
+           : v > (double)st->max_ns ? (double)st->max_ns
+                                    : v;
 }
 
 int agg_finish(struct agg *a)
@@ -631,7 +702,7 @@ int agg_finish(struct agg *a)
             if (s->start < from || s->start >= to)
                 continue;
             int64_t end = s->start + s->dur, self = s->dur - s->child;
-            add_duration(a->stages[s->stage], s->dur, self > 0 ? self : 0);
+            add_duration(a, a->stages[s->stage], s->dur, self > 0 ? self : 0);
             t->slices++;
             if (s->start < a->first_ns)
                 a->first_ns = s->start;
@@ -651,8 +722,9 @@ int agg_finish(struct agg *a)
         struct agg_stage *st = a->stages[i];
         if (st->ndurs > 0 && radix_sort(st->durs, st->ndurs) != 0)
             qsort(st->durs, st->ndurs, sizeof *st->durs, cmp_i64);
+        st->exact = st->sketch == NULL;
         for (int k = 0; k < AGG_NPCT; k++)
-            st->pct_ns[k] = percentile(st->durs, st->ndurs, agg_pcts[k]);
+            st->pct_ns[k] = percentile(st, agg_pcts[k]);
         if (st->count == 0)
             st->min_ns = 0;
     }
@@ -683,6 +755,7 @@ void agg_fini(struct agg *a)
         free(a->stages[i]->name);
         free(a->stages[i]->cat);
         free(a->stages[i]->durs);
+        free(a->stages[i]->sketch);
         free(a->stages[i]);
     }
     for (size_t i = 0; i < a->nthreads; i++) {

@@ -24,13 +24,23 @@ struct agg_stage {
     char *name, *cat; /* NUL-terminated copies; may hold NULs inside */
     size_t name_len, cat_len;
     int async;
+    int exact; /* percentiles from every duration; 0: from the sketch */
     uint64_t count;
     int64_t total_ns, self_ns, min_ns, max_ns;
     double pct_ns[AGG_NPCT];
     /* private */
     int64_t *durs;
     size_t ndurs, cap;
+    uint64_t *sketch; /* SKETCH_BINS counts, once the limit is passed */
 };
+
+/*
+ * Beyond agg_opts.exact_limit durations in all, a stage's durations go
+ * into a sketch: bins of geometric width, so every percentile is within
+ * AGG_SKETCH_ERROR of the exact one, relatively.
+ */
+#define AGG_SKETCH_ERROR 0.005
+#define AGG_EXACT_LIMIT 8000000
 
 struct agg_thread {
     char *pid, *tid; /* as written in the trace */
@@ -54,7 +64,8 @@ struct agg_counter {
 struct agg_opts {
     int64_t from_ns, to_ns; /* window from the trace's first slice */
     int has_from, has_to;
-    const char *thread; /* substring of a thread's name, pid or tid */
+    const char *thread;   /* substring of a thread's name, pid or tid */
+    uint64_t exact_limit; /* durations kept for exact percentiles; 0: default */
 };
 
 struct agg {
@@ -68,6 +79,8 @@ struct agg {
     int64_t first_ns, last_ns; /* wall: first slice start, last end */
     int have_wall;
     uint64_t events;
+    uint64_t kept;     /* durations kept for exact percentiles */
+    uint64_t sketched; /* stages whose percentiles come from a sketch */
     /* warnings, counted */
     uint64_t no_dur, bad_dur, no_ts, open_b, orphan_e, open_async, orphan_async,
         skipped_phase;

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "agg.h"
 #include "cli.h"
@@ -66,6 +68,9 @@ static void usage(FILE *f)
         "TEXT\n"
         "  --name=TEXT      only stages whose name contains TEXT\n"
         "  --regex          --name is a POSIX extended regular expression\n"
+        "  --exact-limit=N  exact percentiles while at most N durations are\n"
+        "                   kept (default 8000000); beyond, from a sketch\n"
+        "                   within 0.5% of the exact values\n"
         "  -h, --help       show this help\n"
         "\n"
         "The global options (-v, -q, --color) are accepted as well.\n"
@@ -275,6 +280,17 @@ static void warnings(const struct agg *a, const struct file_result *files,
                      counts[i].what);
             add(arg, m);
         }
+    if (a->sketched > 0) {
+        snprintf(m, sizeof m,
+                 "percentiles of %llu stage%s come from a sketch (within "
+                 "%.1f%% of the exact values): more durations than "
+                 "--exact-limit=%llu",
+                 (unsigned long long)a->sketched, a->sketched == 1 ? "" : "s",
+                 100 * AGG_SKETCH_ERROR,
+                 (unsigned long long)(a->opts.exact_limit ? a->opts.exact_limit
+                                                          : AGG_EXACT_LIMIT));
+        add(arg, m);
+    }
     if (a->unknown_phases[0] != '\0') {
         snprintf(m, sizeof m, "events of unknown phases skipped: %s",
                  a->unknown_phases);
@@ -321,8 +337,11 @@ static void print_json(const struct cli_ctx *ctx, const struct report_opts *o,
         stageprof__json_str(&sb, st->name, st->name_len);
         stageprof__sb_adds(&sb, ",\"category\":");
         stageprof__json_str(&sb, st->cat, st->cat_len);
-        stageprof__sb_addf(&sb, ",\"async\":%s,\"count\":%llu,\"total_us\":",
+        stageprof__sb_addf(&sb,
+                           ",\"async\":%s,\"exact\":%s,\"count\":%llu,"
+                           "\"total_us\":",
                            st->async ? "true" : "false",
+                           st->exact ? "true" : "false",
                            (unsigned long long)st->count);
         add_us(&sb, (uint64_t)st->total_ns);
         stageprof__sb_adds(&sb, ",\"self_us\":");
@@ -414,6 +433,11 @@ static void print_json(const struct cli_ctx *ctx, const struct report_opts *o,
     stageprof__json_str(&sb, prod, strlen(prod));
     stageprof__sb_adds(&sb, ",\"wall_us\":");
     add_us(&sb, (uint64_t)wall_ns(a));
+    stageprof__sb_addf(&sb, ",\"exact_limit\":%llu,\"sketch_relative_error\":",
+                       (unsigned long long)(a->opts.exact_limit
+                                                ? a->opts.exact_limit
+                                                : AGG_EXACT_LIMIT));
+    add_double(&sb, AGG_SKETCH_ERROR);
     stageprof__sb_adds(&sb, ",\"warnings\":[");
     warnings(a, files, nfiles, json_warn_cb, &sb);
     stageprof__sb_adds(&sb, "]}}\n");
@@ -508,7 +532,9 @@ static void print_text(const struct cli_ctx *ctx, const struct report_opts *o,
                (double)st->total_ns / (double)st->count / 1e6,
                st->pct_ns[0] / 1e6, st->pct_ns[1] / 1e6, st->pct_ns[3] / 1e6,
                (double)st->max_ns / 1e6, 100.0 * share(a, st),
-               st->async ? "  (async)" : "");
+               st->async   ? "  (async)"
+               : st->exact ? ""
+                           : "  (sketch)");
     }
     int any = 0;
     for (size_t i = 0; i < a->nthreads; i++) {
@@ -543,6 +569,87 @@ static void print_text(const struct cli_ctx *ctx, const struct report_opts *o,
     free(v);
 }
 
+/* Progress ---------------------------------------------------------------- */
+
+/*
+ * A progress line on stderr while a large file is read, when stderr is a
+ * terminal: the share of the file read (of the bytes read, for gzip and
+ * standard input), at most five times a second.
+ */
+#define PROGRESS_MIN_BYTES (16u << 20)
+
+struct progress {
+    struct agg *agg;
+    const char *path;
+    uint64_t size; /* plain file size, 0 when unknown */
+    uint64_t next; /* offset of the next look at the clock */
+    double last;   /* when the line was last drawn */
+    int on, drawn;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void progress_begin(const struct cli_ctx *ctx, struct progress *p,
+                           struct agg *a, const char *path)
+{
+    struct stat st;
+    memset(p, 0, sizeof *p);
+    p->agg = a;
+    p->path = path;
+    if (ctx->quiet || !isatty(2))
+        return;
+    int is_file = strcmp(path, "-") != 0 && stat(path, &st) == 0;
+    unsigned char magic[2] = {0};
+    FILE *f = is_file ? fopen(path, "rb") : NULL;
+    if (f != NULL) {
+        if (fread(magic, 1, 2, f) != 2)
+            magic[0] = 0;
+        fclose(f);
+    }
+    /* A gzip file's size says little about how much JSON it holds. */
+    int gz = magic[0] == 0x1f && magic[1] == 0x8b;
+    p->size = is_file && !gz ? (uint64_t)st.st_size : 0;
+    p->on = !is_file || gz || p->size >= PROGRESS_MIN_BYTES;
+    p->next = PROGRESS_MIN_BYTES / 4;
+    p->last = now_s();
+}
+
+static int progress_event(void *arg, const struct tl_event *ev)
+{
+    struct progress *p = arg;
+    if (p->on && ev->offset >= p->next) {
+        p->next = ev->offset + (1u << 20);
+        double t = now_s();
+        if (t - p->last >= 0.2) {
+            p->last = t;
+            p->drawn = 1;
+            if (p->size > 0)
+                fprintf(stderr,
+                        "\rstageprof report: reading %s: %3.0f%% "
+                        "(%llu of %llu MiB)",
+                        p->path, 100.0 * (double)ev->offset / (double)p->size,
+                        (unsigned long long)(ev->offset >> 20),
+                        (unsigned long long)(p->size >> 20));
+            else
+                fprintf(stderr, "\rstageprof report: reading %s: %llu MiB",
+                        p->path, (unsigned long long)(ev->offset >> 20));
+            fflush(stderr);
+        }
+    }
+    return agg_event(p->agg, ev);
+}
+
+static void progress_end(struct progress *p)
+{
+    if (p->drawn)
+        fputs("\r\033[K", stderr); /* the line erased */
+}
+
 /* Entry ------------------------------------------------------------------- */
 
 int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
@@ -555,7 +662,8 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         OPT_CATEGORY,
         OPT_THREAD,
         OPT_NAME,
-        OPT_REGEX
+        OPT_REGEX,
+        OPT_EXACT_LIMIT
     };
     static const char shortopts[] = ":" CLI_GLOBAL_SHORTOPTS;
     static const struct option longopts[] = {
@@ -567,6 +675,7 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         {"thread", required_argument, NULL, OPT_THREAD},
         {"name", required_argument, NULL, OPT_NAME},
         {"regex", no_argument, NULL, OPT_REGEX},
+        {"exact-limit", required_argument, NULL, OPT_EXACT_LIMIT},
         CLI_GLOBAL_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -616,6 +725,18 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         case OPT_REGEX:
             o.regex = 1;
             break;
+        case OPT_EXACT_LIMIT: {
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end != '\0' || errno ||
+                v < 1)
+                cli_usage_error(ctx,
+                                "--exact-limit wants a whole number from 1, "
+                                "not '%s'",
+                                optarg);
+            o.agg.exact_limit = v;
+            break;
+        }
         default:
             cli_global_option(ctx, c, argv, shortopts);
             break;
@@ -647,8 +768,12 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         char err[1024];
         files[i].path = in.paths[i];
         cli_verbose(ctx, 1, "reading %s", in.paths[i]);
-        if (tl_read(in.paths[i], agg_event, &a, &files[i].res, err,
-                    sizeof err) != 0)
+        struct progress pr;
+        progress_begin(ctx, &pr, &a, in.paths[i]);
+        int rc = tl_read(in.paths[i], progress_event, &pr, &files[i].res, err,
+                         sizeof err);
+        progress_end(&pr);
+        if (rc != 0)
             cli_die(ctx, "%s", err);
     }
     agg_finish(&a);
