@@ -1,7 +1,7 @@
 /*
  * agg.c - per-stage statistics. See agg.h.
  *
- * Memory: each slice of a thread is kept (32 bytes) until agg_finish(),
+ * Memory: each slice of a thread is kept (24 bytes) until agg_finish(),
  * because slices of a thread may arrive in any order and self times need
  * the whole nesting; each stage keeps its durations (8 bytes each) for
  * exact percentiles. Everything else is per distinct stage, thread,
@@ -21,9 +21,8 @@
 const double agg_pcts[AGG_NPCT] = {0.50, 0.90, 0.95, 0.99, 0.999};
 
 struct slice {
-    int64_t start, dur, child; /* child: time of direct children */
+    int64_t start, dur;
     uint32_t stage;
-    int32_t depth;
 };
 
 struct be {
@@ -241,7 +240,7 @@ static void add_slice(struct agg_thread *t, int64_t start, int64_t dur,
 {
     if (grow(&t->sl, &t->slcap, t->nsl + 1, sizeof *t->sl) != 0)
         return;
-    t->sl[t->nsl++] = (struct slice){start, dur, 0, (uint32_t)stage, 0};
+    t->sl[t->nsl++] = (struct slice){start, dur, (uint32_t)stage};
 }
 
 /*
@@ -617,8 +616,40 @@ static void pair_be(struct agg *a, struct agg_thread *t)
     t->nbe = t->becap = 0;
 }
 
-/* Nest a thread's slices: children's time, depth, busy union. */
-static void nest(struct agg_thread *t)
+/* A slice open on the nesting stack, with the time of its children. */
+struct open {
+    size_t i;
+    int64_t child;
+};
+
+struct window {
+    int64_t from, to; /* slices starting in [from, to) count */
+};
+
+/* A slice whose children are all known: its durations go to its stage. */
+static void close_slice(struct agg *a, struct agg_thread *t,
+                        const struct slice *s, int64_t child,
+                        const struct window *w)
+{
+    if (s->start < w->from || s->start >= w->to)
+        return;
+    int64_t self = s->dur - child, end = s->start + s->dur;
+    add_duration(a, a->stages[s->stage], s->dur, self > 0 ? self : 0);
+    t->slices++;
+    if (s->start < a->first_ns)
+        a->first_ns = s->start;
+    if (end > a->last_ns)
+        a->last_ns = end;
+}
+
+/*
+ * Nest a thread's slices in start order with a stack: a slice that starts
+ * inside the one on top is its child. Each slice is accounted when it
+ * leaves the stack, its children's time then known; top-level slices
+ * make the busy time.
+ */
+static void account_thread(struct agg *a, struct agg_thread *t,
+                           const struct window *w)
 {
     if (t->nsl == 0)
         return;
@@ -627,27 +658,34 @@ static void nest(struct agg_thread *t)
         k++;
     if (k < t->nsl) /* not already in order */
         qsort(t->sl, t->nsl, sizeof *t->sl, cmp_slice);
-    size_t *stack = malloc((t->nsl + 1) * sizeof *stack), depth = 0;
-    if (stack == NULL)
-        return;
-    for (size_t i = 0; i < t->nsl; i++) {
-        struct slice *s = &t->sl[i];
-        int64_t end = s->start + s->dur;
+    struct open *stack = NULL;
+    size_t depth = 0, cap = 0;
+    int64_t covered = INT64_MIN;
+    for (size_t i = 0; i <= t->nsl; i++) {
+        const struct slice *s = i < t->nsl ? &t->sl[i] : NULL;
         while (depth > 0) {
-            const struct slice *p = &t->sl[stack[depth - 1]];
+            const struct slice *p = &t->sl[stack[depth - 1].i];
             int64_t pend = p->start + p->dur;
-            if (pend < s->start || (pend == s->start && s->dur > 0))
-                depth--;
-            else
+            if (s != NULL &&
+                !(pend < s->start || (pend == s->start && s->dur > 0)))
                 break;
+            close_slice(a, t, p, stack[depth - 1].child, w);
+            depth--;
         }
+        if (s == NULL)
+            break;
+        int64_t end = s->start + s->dur;
         if (depth > 0) {
-            struct slice *p = &t->sl[stack[depth - 1]];
+            const struct slice *p = &t->sl[stack[depth - 1].i];
             int64_t pend = p->start + p->dur;
-            p->child += (end < pend ? end : pend) - s->start;
+            stack[depth - 1].child += (end < pend ? end : pend) - s->start;
+        } else if (s->start >= w->from && s->start < w->to && end > covered) {
+            t->busy_ns += end - (s->start > covered ? s->start : covered);
+            covered = end;
         }
-        s->depth = (int32_t)depth;
-        stack[depth++] = i;
+        if (grow(&stack, &cap, depth + 1, sizeof *stack) != 0)
+            break; /* out of memory: the rest of the thread is lost */
+        stack[depth++] = (struct open){i, 0};
     }
     free(stack);
 }
@@ -689,30 +727,13 @@ int agg_finish(struct agg *a)
     }
     int64_t from = a->opts.has_from ? t0 + a->opts.from_ns : INT64_MIN;
     int64_t to = a->opts.has_to ? t0 + a->opts.to_ns : INT64_MAX;
+    struct window w = {from, to};
     a->first_ns = INT64_MAX;
     a->last_ns = INT64_MIN;
     for (size_t i = 0; i < a->nthreads; i++) {
         struct agg_thread *t = a->threads[i];
-        nest(t);
-        if (!thread_wanted(a, t))
-            continue;
-        int64_t covered = INT64_MIN;
-        for (size_t j = 0; j < t->nsl; j++) {
-            const struct slice *s = &t->sl[j];
-            if (s->start < from || s->start >= to)
-                continue;
-            int64_t end = s->start + s->dur, self = s->dur - s->child;
-            add_duration(a, a->stages[s->stage], s->dur, self > 0 ? self : 0);
-            t->slices++;
-            if (s->start < a->first_ns)
-                a->first_ns = s->start;
-            if (end > a->last_ns)
-                a->last_ns = end;
-            if (s->depth == 0 && end > covered) {
-                t->busy_ns += end - (s->start > covered ? s->start : covered);
-                covered = end;
-            }
-        }
+        if (thread_wanted(a, t))
+            account_thread(a, t, &w);
         free(t->sl);
         t->sl = NULL;
         t->nsl = t->slcap = 0;
