@@ -13,6 +13,7 @@
  * self time never goes below zero.
  */
 #include "agg.h"
+#include "agg_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,27 +24,17 @@ const double agg_pcts[AGG_NPCT] = {0.50, 0.90, 0.95, 0.99, 0.999};
 struct slice {
     int64_t start, dur;
     uint32_t stage;
+    uint32_t run; /* from args.run, NO_RUN without */
 };
 
 struct be {
     int64_t ts;
     uint64_t seq;
     int32_t stage; /* -1 for an end */
+    uint32_t run;  /* a begin's args.run, NO_RUN without */
 };
 
 /* String map -------------------------------------------------------------- */
-
-struct strmap_entry {
-    char *key;
-    size_t len;
-    uint64_t hash;
-    size_t value;
-};
-
-struct strmap {
-    struct strmap_entry *e;
-    size_t cap, n;
-};
 
 /* Eight bytes at a time, each step mixed by a multiply and a shift. */
 static uint64_t hash_bytes(const void *p, size_t n)
@@ -61,7 +52,7 @@ static uint64_t hash_bytes(const void *p, size_t n)
     return h ^ (h >> 29);
 }
 
-static struct strmap *strmap_new(void)
+struct strmap *strmap_new(void)
 {
     struct strmap *m = calloc(1, sizeof *m);
     if (m != NULL && (m->e = calloc(64, sizeof *m->e)) != NULL)
@@ -73,7 +64,7 @@ static struct strmap *strmap_new(void)
     return m;
 }
 
-static void strmap_free(struct strmap *m)
+void strmap_free(struct strmap *m)
 {
     if (m == NULL)
         return;
@@ -84,8 +75,7 @@ static void strmap_free(struct strmap *m)
 }
 
 /* The entry for the key, made (value SIZE_MAX) when new; NULL on OOM. */
-static struct strmap_entry *strmap_get(struct strmap *m, const void *key,
-                                       size_t len)
+struct strmap_entry *strmap_get(struct strmap *m, const void *key, size_t len)
 {
     if (2 * (m->n + 1) > m->cap) {
         size_t cap = m->cap * 2;
@@ -123,7 +113,7 @@ static struct strmap_entry *strmap_get(struct strmap *m, const void *key,
 /* Helpers ----------------------------------------------------------------- */
 
 /* Grow *@p (of *@cap elements of @size) to hold @n; 0 or -1. */
-static int grow(void *p, size_t *cap, size_t n, size_t size)
+int grow(void *p, size_t *cap, size_t n, size_t size)
 {
     if (n <= *cap)
         return 0;
@@ -138,7 +128,7 @@ static int grow(void *p, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
-static char *dup_bytes(const char *p, size_t n)
+char *dup_bytes(const char *p, size_t n)
 {
     char *d = malloc(n + 1);
     if (d != NULL) {
@@ -149,7 +139,7 @@ static char *dup_bytes(const char *p, size_t n)
 }
 
 /* A composite key: the parts with their lengths, so no part can alias. */
-static size_t make_key(char *buf, size_t cap, const struct tl_str *parts, int n)
+size_t make_key(char *buf, size_t cap, const struct tl_str *parts, int n)
 {
     size_t len = 0;
     for (int i = 0; i < n; i++) {
@@ -162,8 +152,6 @@ static size_t make_key(char *buf, size_t cap, const struct tl_str *parts, int n)
     }
     return len;
 }
-
-#define KEY_MAX (3 * (TL_MAX_STRING + 16))
 
 /* Stages, threads, counters ---------------------------------------------- */
 
@@ -189,6 +177,9 @@ static long stage_of(struct agg *a, const struct tl_event *ev, int async)
     st->cat_len = ev->cat.len;
     st->async = async;
     st->min_ns = INT64_MAX;
+    if (!async && ev->name.len > 13 &&
+        memcmp(ev->name.p, "ProfilerStep#", 13) == 0)
+        a->has_profiler_step = 1;
     if (st->name == NULL || st->cat == NULL) {
         free(st->name);
         free(st->cat);
@@ -236,11 +227,21 @@ static struct agg_thread *thread_of(struct agg *a, const struct tl_event *ev)
 }
 
 static void add_slice(struct agg_thread *t, int64_t start, int64_t dur,
-                      long stage)
+                      long stage, uint32_t run)
 {
     if (grow(&t->sl, &t->slcap, t->nsl + 1, sizeof *t->sl) != 0)
         return;
-    t->sl[t->nsl++] = (struct slice){start, dur, (uint32_t)stage};
+    t->sl[t->nsl++] = (struct slice){start, dur, (uint32_t)stage, run};
+}
+
+/* The run an event names in args.run, or NO_RUN. */
+static uint32_t event_run(struct agg *a, const struct tl_event *ev)
+{
+    if (!ev->has_run)
+        return NO_RUN;
+    a->has_run_args = 1;
+    long r = agg_run_of(a, ev->run);
+    return r < 0 ? NO_RUN : (uint32_t)r;
 }
 
 /*
@@ -372,6 +373,7 @@ struct async_ev {
     uint32_t key;  /* index of (cat, id, name) */
     int32_t stage; /* the async stage */
     int begin;
+    uint32_t run; /* a run's begin or end (category "run"), else NO_RUN */
 };
 
 static void async_event(struct agg *a, const struct tl_event *ev, int begin)
@@ -386,8 +388,11 @@ static void async_event(struct agg *a, const struct tl_event *ev, int begin)
         return;
     if (e->value == SIZE_MAX)
         e->value = a->async_map->n - 1;
+    uint32_t run = NO_RUN;
+    if (ev->cat.len == 3 && memcmp(ev->cat.p, "run", 3) == 0)
+        run = event_run(a, ev);
     a->async[a->nasync++] = (struct async_ev){
-        ev->ts_ns, a->seq++, (uint32_t)e->value, (int32_t)st, begin};
+        ev->ts_ns, a->seq++, (uint32_t)e->value, (int32_t)st, begin, run};
 }
 
 /* Events ------------------------------------------------------------------ */
@@ -436,7 +441,7 @@ int agg_event(void *arg, const struct tl_event *ev)
         struct agg_thread *t = thread_of(a, ev);
         long st = stage_of(a, ev, 0);
         if (t != NULL && st >= 0)
-            add_slice(t, ev->ts_ns, ev->dur_ns, st);
+            add_slice(t, ev->ts_ns, ev->dur_ns, st, event_run(a, ev));
         return 0;
     }
     case 'B':
@@ -446,7 +451,8 @@ int agg_event(void *arg, const struct tl_event *ev)
         if (t == NULL || (ph == 'B' && st < 0) ||
             grow(&t->be, &t->becap, t->nbe + 1, sizeof *t->be) != 0)
             return 0;
-        t->be[t->nbe++] = (struct be){ev->ts_ns, a->seq++, (int32_t)st};
+        t->be[t->nbe++] = (struct be){ev->ts_ns, a->seq++, (int32_t)st,
+                                      ph == 'B' ? event_run(a, ev) : NO_RUN};
         return 0;
     }
     case 'b':
@@ -461,14 +467,19 @@ int agg_event(void *arg, const struct tl_event *ev)
         for (int i = 0; i < ev->nargs; i++)
             counter_sample(a, ev, &ev->args[i]);
         return 0;
+    case 's':
+    case 'f': {
+        struct agg_thread *t = thread_of(a, ev);
+        if (t != NULL)
+            agg_flow_event(a, ev, t, ph == 's');
+        return 0;
+    }
     case 'n':
     case 'T':
     case 'p':
     case 'i':
     case 'I':
-    case 's':
     case 't':
-    case 'f':
     case 'O':
     case 'N':
     case 'D':
@@ -579,6 +590,13 @@ static void pair_async(struct agg *a)
             is_open[e->key] = 0;
             int64_t dur = e->ts - open[e->key];
             add_duration(a, a->stages[e->stage], dur, dur);
+            if (e->run != NO_RUN) {
+                /* A run's own begin and end bound it. */
+                struct agg_run *r = &a->runs[e->run];
+                r->begin = open[e->key];
+                r->end = e->ts;
+                r->has_bounds = 1;
+            }
         }
     }
     for (size_t k = 0; k < nkeys; k++)
@@ -606,7 +624,7 @@ static void pair_be(struct agg *a, struct agg_thread *t)
             a->orphan_e++;
         } else {
             const struct be *b = &t->be[stack[--depth]];
-            add_slice(t, b->ts, t->be[i].ts - b->ts, b->stage);
+            add_slice(t, b->ts, t->be[i].ts - b->ts, b->stage, b->run);
         }
     }
     a->open_b += depth;
@@ -616,11 +634,76 @@ static void pair_be(struct agg *a, struct agg_thread *t)
     t->nbe = t->becap = 0;
 }
 
+/*
+ * Stable sort by cmp_slice (merge sort, bottom up): of two slices with the
+ * same start and duration the one read first stays first and becomes the
+ * parent, whatever the C library's qsort does with ties. Without memory
+ * for the merge, qsort (ties then in no defined order).
+ */
+static void sort_slices(struct slice *v, size_t n)
+{
+    struct slice *tmp = malloc(n * sizeof *tmp), *src = v, *dst = tmp;
+    if (tmp == NULL) {
+        qsort(v, n, sizeof *v, cmp_slice);
+        return;
+    }
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                dst[o++] =
+                    cmp_slice(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+            while (i < mid)
+                dst[o++] = src[i++];
+            while (j < hi)
+                dst[o++] = src[j++];
+        }
+        struct slice *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != v)
+        memcpy(v, src, n * sizeof *v);
+    free(tmp);
+}
+
 /* A slice open on the nesting stack, with the time of its children. */
 struct open {
     size_t i;
     int64_t child;
+    uint32_t run;  /* the run it belongs to, NO_RUN none */
+    int container; /* it is its run's own span (the run is its children) */
 };
+
+/*
+ * The run of slice @s with parent @p (NULL at the top): its own args.run;
+ * else a new run when it is a ProfilerStep#N span, or, in traces with
+ * neither, a top-level span; else its parent's run.
+ */
+static uint32_t slice_run(struct agg *a, const struct slice *s,
+                          const struct open *p, int *container)
+{
+    *container = 0;
+    if (s->run != NO_RUN)
+        return s->run;
+    const struct agg_stage *st = a->stages[s->stage];
+    int step = a->has_profiler_step && st->name_len > 13 &&
+               memcmp(st->name, "ProfilerStep#", 13) == 0;
+    if (step || (p == NULL && !a->has_run_args && !a->has_profiler_step)) {
+        long r = agg_run_new(a);
+        if (r < 0)
+            return NO_RUN;
+        struct agg_run *run = &a->runs[r];
+        run->begin = s->start;
+        run->end = s->start + s->dur;
+        run->has_bounds = 1;
+        *container = 1;
+        return (uint32_t)r;
+    }
+    return p != NULL ? p->run : NO_RUN;
+}
 
 struct window {
     int64_t from, to; /* slices starting in [from, to) count */
@@ -657,7 +740,7 @@ static void account_thread(struct agg *a, struct agg_thread *t,
     while (k < t->nsl && cmp_slice(&t->sl[k - 1], &t->sl[k]) <= 0)
         k++;
     if (k < t->nsl) /* not already in order */
-        qsort(t->sl, t->nsl, sizeof *t->sl, cmp_slice);
+        sort_slices(t->sl, t->nsl);
     struct open *stack = NULL;
     size_t depth = 0, cap = 0;
     int64_t covered = INT64_MIN;
@@ -675,17 +758,31 @@ static void account_thread(struct agg *a, struct agg_thread *t,
         if (s == NULL)
             break;
         int64_t end = s->start + s->dur;
-        if (depth > 0) {
-            const struct slice *p = &t->sl[stack[depth - 1].i];
+        const struct open *parent = depth > 0 ? &stack[depth - 1] : NULL;
+        if (parent != NULL) {
+            const struct slice *p = &t->sl[parent->i];
             int64_t pend = p->start + p->dur;
             stack[depth - 1].child += (end < pend ? end : pend) - s->start;
         } else if (s->start >= w->from && s->start < w->to && end > covered) {
             t->busy_ns += end - (s->start > covered ? s->start : covered);
             covered = end;
+            const struct agg_stage *st = a->stages[s->stage];
+            if (st->cat_len == 5 && memcmp(st->cat, "queue", 5) == 0)
+                t->queue_ns += s->dur;
         }
+        int container;
+        uint32_t run = slice_run(a, s, parent, &container);
+        /* The run's work: its slices not inside another of its slices. */
+        if (run != NO_RUN && !container &&
+            (parent == NULL || parent->run != run || parent->container))
+            agg_run_item(a, run, s->start, s->dur, s->stage, -1);
         if (grow(&stack, &cap, depth + 1, sizeof *stack) != 0)
             break; /* out of memory: the rest of the thread is lost */
-        stack[depth++] = (struct open){i, 0};
+        /* A top-level run with no work inside is its own work. */
+        if (container && !a->has_profiler_step &&
+            (i + 1 == t->nsl || t->sl[i + 1].start >= end))
+            agg_run_item(a, run, s->start, s->dur, s->stage, -1);
+        stack[depth++] = (struct open){i, 0, run, container};
     }
     free(stack);
 }
@@ -749,6 +846,7 @@ int agg_finish(struct agg *a)
         if (st->count == 0)
             st->min_ns = 0;
     }
+    agg_runs_finish(a); /* uses the stages' figures */
     return 0;
 }
 
@@ -762,8 +860,10 @@ int agg_init(struct agg *a, const struct agg_opts *opts)
     a->counter_map = strmap_new();
     a->async_map = strmap_new();
     a->keybuf = malloc(KEY_MAX);
+    a->run_map = strmap_new();
+    a->queue_map = strmap_new();
     if (!a->stage_map || !a->thread_map || !a->counter_map || !a->async_map ||
-        a->keybuf == NULL) {
+        a->keybuf == NULL || !a->run_map || !a->queue_map) {
         agg_fini(a);
         return -1;
     }
@@ -800,6 +900,9 @@ void agg_fini(struct agg *a)
     strmap_free(a->thread_map);
     strmap_free(a->counter_map);
     strmap_free(a->async_map);
+    agg_runs_fini(a);
+    strmap_free(a->run_map);
+    strmap_free(a->queue_map);
     free(a->keybuf);
     memset(a, 0, sizeof *a);
 }

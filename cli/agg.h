@@ -32,6 +32,9 @@ struct agg_stage {
     int64_t *durs;
     size_t ndurs, cap;
     uint64_t *sketch; /* SKETCH_BINS counts, once the limit is passed */
+    /* critical path (runs.c) */
+    uint64_t path_runs; /* runs whose critical path it lies on */
+    int64_t path_ns;    /* time it takes on those paths */
 };
 
 /*
@@ -43,10 +46,12 @@ struct agg_stage {
 #define AGG_EXACT_LIMIT 8000000
 
 struct agg_thread {
-    char *pid, *tid; /* as written in the trace */
-    char *name;      /* from a thread_name metadata event, or NULL */
-    uint64_t slices; /* slices counted (in the window) */
-    int64_t busy_ns; /* union of its top-level slices */
+    char *pid, *tid;  /* as written in the trace */
+    char *name;       /* from a thread_name metadata event, or NULL */
+    uint64_t slices;  /* slices counted (in the window) */
+    int64_t busy_ns;  /* union of its top-level slices */
+    int64_t queue_ns; /* top-level slices of category "queue" */
+    uint64_t flow_starts, flow_ends; /* hand-offs leaving, arriving */
     /* private */
     struct slice *sl;
     size_t nsl, slcap;
@@ -59,6 +64,57 @@ struct agg_counter {
     uint64_t count;
     double min, max, sum, last;
     int64_t last_ts;
+};
+
+/*
+ * Runs (runs.c): one input's way through the pipeline. stageprof run ids
+ * (args.run) when the trace has them; else PyTorch's ProfilerStep#N spans;
+ * else every top-level span.
+ */
+enum agg_run_kind {
+    AGG_RUNS_NONE,
+    AGG_RUNS_STAGEPROF,
+    AGG_RUNS_PROFILER_STEP,
+    AGG_RUNS_TOP_LEVEL
+};
+
+struct agg_run {
+    uint64_t id;        /* stageprof's run id, or a serial from 1 */
+    int64_t begin, end; /* ns; set when has_bounds */
+    int has_bounds;     /* from its begin/end events or its span */
+    int64_t covered_ns; /* in some stage or queue wait */
+    /* private: its items, items[first .. first + nitems) once sorted */
+    size_t first, nitems;
+};
+
+struct agg_queue {
+    char *name; /* the flow's name */
+    uint64_t count;
+    int64_t wait_total_ns, wait_max_ns;
+    double wait_p50_ns, wait_p90_ns;
+    int64_t service_total_ns; /* from the hand-off to the run's end */
+    uint64_t service_count;
+    uint64_t path_runs; /* runs whose critical path holds its wait */
+    int64_t path_ns;
+    /* private */
+    int64_t *waits;
+    size_t nwaits, cap;
+};
+
+#define AGG_MAX_HINTS 8
+
+struct agg_runs {
+    enum agg_run_kind kind;
+    uint64_t count;
+    double pct_ns[AGG_NPCT];
+    int64_t max_ns, total_ns, engine_ns;
+    double throughput, steady_throughput; /* runs per second */
+    uint64_t warmup;                      /* runs left out of steady */
+    int64_t warmup_mean_ns;
+    long bottleneck;  /* stage index, -1 none */
+    char reason[512]; /* the evidence */
+    char hints[AGG_MAX_HINTS][400];
+    int nhints;
 };
 
 struct agg_opts {
@@ -85,6 +141,13 @@ struct agg {
     uint64_t no_dur, bad_dur, no_ts, open_b, orphan_e, open_async, orphan_async,
         skipped_phase;
     char unknown_phases[64]; /* each unknown phase letter once */
+    int64_t dropped;         /* events the writers say they dropped */
+    /* runs */
+    struct agg_run *runs; /* by value: one allocation for all */
+    size_t nruns;
+    struct agg_queue **queues;
+    size_t nqueues;
+    struct agg_runs rs;
     /* private */
     struct strmap *stage_map, *thread_map, *counter_map, *async_map;
     size_t stages_cap, threads_cap, counters_cap;
@@ -93,6 +156,13 @@ struct agg {
     char *keybuf;
     struct agg_thread *last_thread; /* of the previous event */
     uint64_t seq;
+    struct strmap *run_map, *queue_map;
+    size_t runs_cap, queues_cap;
+    struct flow_ev *flows;
+    size_t nflows, flows_cap;
+    struct run_item *items; /* every run's work, one array */
+    size_t nitems, items_cap;
+    int has_run_args, has_profiler_step;
 };
 
 int agg_init(struct agg *a, const struct agg_opts *opts);
@@ -101,5 +171,22 @@ int agg_event(void *agg, const struct tl_event *ev);
 /* agg_finish - pair, nest, sort, compute. Returns 0 or -1 (memory). */
 int agg_finish(struct agg *a);
 void agg_fini(struct agg *a);
+
+/* Runs (runs.c) ----------------------------------------------------------- */
+
+/* The run with stageprof id @id (made when new), or -1 (memory). */
+long agg_run_of(struct agg *a, uint64_t id);
+/* A new run, numbered in order. */
+long agg_run_new(struct agg *a);
+/* Work of run @run: [start, start + dur) in @stage (or queue wait of
+ * queue @queue when @stage is -1). */
+void agg_run_item(struct agg *a, long run, int64_t start, int64_t dur,
+                  long stage, long queue);
+/* A flow event: hand-off @key starts (@start) or ends on thread @t. */
+void agg_flow_event(struct agg *a, const struct tl_event *ev,
+                    struct agg_thread *t, int start);
+/* After agg_finish's stages: runs, paths, queues, the verdict. */
+void agg_runs_finish(struct agg *a);
+void agg_runs_fini(struct agg *a);
 
 #endif

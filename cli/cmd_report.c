@@ -57,7 +57,7 @@ static void usage(FILE *f)
         "one.\n"
         "\n"
         "Options:\n"
-        "  --format=FORMAT  text (default), csv or json\n"
+        "  --format=FORMAT  text (default), csv, json or md (markdown)\n"
         "  --top=N          only the N stages with the largest total time\n"
         "  --from=TIME      only slices starting at TIME or later, counted\n"
         "                   from the first slice (TIME: a number with ns, us,\n"
@@ -320,6 +320,131 @@ static const char *producer(const struct file_result *files, size_t n)
     return p;
 }
 
+static const char *const run_kinds[] = {"none", "stageprof", "profiler_step",
+                                        "top_level"};
+
+static int cmp_path(const void *x, const void *y)
+{
+    const struct agg_stage *a = *(const struct agg_stage *const *)x;
+    const struct agg_stage *b = *(const struct agg_stage *const *)y;
+    if (a->path_ns != b->path_ns)
+        return a->path_ns > b->path_ns ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+/* The stages on critical paths, most time first; count in *n. */
+static struct agg_stage **on_path(const struct cli_ctx *ctx,
+                                  const struct agg *a, size_t *n)
+{
+    struct agg_stage **v = malloc((a->nstages + 1) * sizeof *v);
+    if (v == NULL)
+        cli_die(ctx, "out of memory");
+    *n = 0;
+    for (size_t i = 0; i < a->nstages; i++)
+        if (a->stages[i]->path_ns > 0)
+            v[(*n)++] = a->stages[i];
+    qsort(v, *n, sizeof *v, cmp_path);
+    return v;
+}
+
+static double run_share(const struct agg *a, int64_t ns)
+{
+    return a->rs.total_ns > 0 ? (double)ns / (double)a->rs.total_ns : 0.0;
+}
+
+/* "runs", "critical_path", "queues", "engine_overhead_us", "bottleneck",
+ * "hints" (schema in docs/cli/stageprof-report.md). */
+static void json_runs(const struct cli_ctx *ctx, struct strbuf *sb,
+                      const struct agg *a)
+{
+    const struct agg_runs *rs = &a->rs;
+    static const char *const keys[AGG_NPCT] = {"p50_us", "p90_us", "p95_us",
+                                               "p99_us", "p999_us"};
+    stageprof__sb_addf(sb, ",\"runs\":{\"kind\":\"%s\",\"count\":%llu",
+                       run_kinds[rs->kind], (unsigned long long)rs->count);
+    for (int k = 0; k < AGG_NPCT; k++) {
+        stageprof__sb_addf(sb, ",\"%s\":", keys[k]);
+        add_us(sb, round_ns(rs->pct_ns[k]));
+    }
+    stageprof__sb_adds(sb, ",\"max_us\":");
+    add_us(sb, (uint64_t)rs->max_ns);
+    stageprof__sb_adds(sb, ",\"mean_us\":");
+    add_us(sb,
+           rs->count ? round_ns((double)rs->total_ns / (double)rs->count) : 0);
+    stageprof__sb_adds(sb, ",\"throughput_per_s\":");
+    add_double(sb, rs->throughput);
+    stageprof__sb_adds(sb, ",\"steady_throughput_per_s\":");
+    add_double(sb, rs->steady_throughput);
+    stageprof__sb_addf(sb, ",\"warmup\":{\"count\":%llu,\"mean_us\":",
+                       (unsigned long long)rs->warmup);
+    add_us(sb, (uint64_t)rs->warmup_mean_ns);
+    stageprof__sb_adds(sb, "}},\"critical_path\":[");
+    size_t n;
+    struct agg_stage **v = on_path(ctx, a, &n);
+    for (size_t i = 0; i < n; i++) {
+        stageprof__sb_adds(sb, i ? ",{\"stage\":" : "{\"stage\":");
+        stageprof__json_str(sb, v[i]->name, v[i]->name_len);
+        stageprof__sb_adds(sb, ",\"category\":");
+        stageprof__json_str(sb, v[i]->cat, v[i]->cat_len);
+        stageprof__sb_addf(sb, ",\"runs\":%llu,\"time_us\":",
+                           (unsigned long long)v[i]->path_runs);
+        add_us(sb, (uint64_t)v[i]->path_ns);
+        stageprof__sb_adds(sb, ",\"share\":");
+        add_double(sb, run_share(a, v[i]->path_ns));
+        stageprof__sb_adds(sb, "}");
+    }
+    free(v);
+    stageprof__sb_adds(sb, "],\"queues\":[");
+    for (size_t i = 0; i < a->nqueues; i++) {
+        const struct agg_queue *q = a->queues[i];
+        stageprof__sb_adds(sb, i ? ",{\"name\":" : "{\"name\":");
+        stageprof__json_str(sb, q->name, strlen(q->name));
+        stageprof__sb_addf(sb, ",\"count\":%llu,\"wait_mean_us\":",
+                           (unsigned long long)q->count);
+        add_us(sb, q->count
+                       ? round_ns((double)q->wait_total_ns / (double)q->count)
+                       : 0);
+        stageprof__sb_adds(sb, ",\"wait_p50_us\":");
+        add_us(sb, round_ns(q->wait_p50_ns));
+        stageprof__sb_adds(sb, ",\"wait_p90_us\":");
+        add_us(sb, round_ns(q->wait_p90_ns));
+        stageprof__sb_adds(sb, ",\"wait_max_us\":");
+        add_us(sb, (uint64_t)q->wait_max_ns);
+        stageprof__sb_adds(sb, ",\"service_mean_us\":");
+        add_us(sb, q->service_count ? round_ns((double)q->service_total_ns /
+                                               (double)q->service_count)
+                                    : 0);
+        stageprof__sb_addf(sb,
+                           ",\"critical_path_runs\":%llu,"
+                           "\"critical_path_us\":",
+                           (unsigned long long)q->path_runs);
+        add_us(sb, (uint64_t)q->path_ns);
+        stageprof__sb_adds(sb, "}");
+    }
+    stageprof__sb_adds(sb, "],\"engine_overhead_us\":");
+    add_us(sb, (uint64_t)rs->engine_ns);
+    stageprof__sb_adds(sb, ",\"bottleneck\":");
+    if (rs->bottleneck >= 0) {
+        const struct agg_stage *b = a->stages[rs->bottleneck];
+        stageprof__sb_adds(sb, "{\"stage\":");
+        stageprof__json_str(sb, b->name, b->name_len);
+        stageprof__sb_adds(sb, ",\"category\":");
+        stageprof__json_str(sb, b->cat, b->cat_len);
+        stageprof__sb_adds(sb, ",\"reason\":");
+        stageprof__json_str(sb, rs->reason, strlen(rs->reason));
+        stageprof__sb_adds(sb, "}");
+    } else {
+        stageprof__sb_adds(sb, "null");
+    }
+    stageprof__sb_adds(sb, ",\"hints\":[");
+    for (int i = 0; i < rs->nhints; i++) {
+        if (i)
+            stageprof__sb_adds(sb, ",");
+        stageprof__json_str(sb, rs->hints[i], strlen(rs->hints[i]));
+    }
+    stageprof__sb_adds(sb, "]");
+}
+
 static void print_json(const struct cli_ctx *ctx, const struct report_opts *o,
                        const struct agg *a, const struct file_result *files,
                        size_t nfiles)
@@ -416,7 +541,9 @@ static void print_json(const struct cli_ctx *ctx, const struct report_opts *o,
         else if (files[i].res.complete < 0 && complete == 1)
             complete = -1;
     }
-    stageprof__sb_adds(&sb, "],\"trace\":{\"files\":[");
+    stageprof__sb_adds(&sb, "]");
+    json_runs(ctx, &sb, a);
+    stageprof__sb_adds(&sb, ",\"trace\":{\"files\":[");
     for (size_t i = 0; i < nfiles; i++) {
         if (i)
             stageprof__sb_adds(&sb, ",");
@@ -503,6 +630,98 @@ static const char *cell(char *buf, size_t size, const char *s, size_t len,
     return buf;
 }
 
+/* Runs, critical path, queues and the verdict, for text and markdown. */
+static void text_runs(const struct cli_ctx *ctx, const struct agg *a, int md,
+                      const char *bold, const char *off)
+{
+    const struct agg_runs *rs = &a->rs;
+    if (rs->count > 0) {
+        if (md)
+            printf("\n### Runs (%s)\n\n", run_kinds[rs->kind]);
+        else
+            printf("\n%sruns%s (%s)\n", bold, off, run_kinds[rs->kind]);
+        printf("%s%llu runs; latency p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, "
+               "max %.3f ms; %.3f runs/s (%.3f runs/s after %llu warm-up "
+               "runs); engine overhead %.3f ms (%.1f%% of run time)\n",
+               md ? "" : "  ", (unsigned long long)rs->count,
+               rs->pct_ns[0] / 1e6, rs->pct_ns[1] / 1e6, rs->pct_ns[3] / 1e6,
+               (double)rs->max_ns / 1e6, rs->throughput, rs->steady_throughput,
+               (unsigned long long)rs->warmup, (double)rs->engine_ns / 1e6,
+               100.0 * run_share(a, rs->engine_ns));
+        size_t n;
+        struct agg_stage **v = on_path(ctx, a, &n);
+        if (md)
+            printf("\n| critical path | category | runs | ms | share |\n"
+                   "|---|---|---:|---:|---:|\n");
+        else
+            printf("\n%s%-28s %-12s %8s %11s %7s%s\n", bold, "critical path",
+                   "category", "runs", "ms", "share", off);
+        for (size_t i = 0; i < n && i < 12; i++) {
+            char nb[128], cb[64];
+            cell(nb, sizeof nb, v[i]->name, v[i]->name_len, 28);
+            cell(cb, sizeof cb, v[i]->cat, v[i]->cat_len, 12);
+            printf(md ? "| %s | %s | %llu | %.3f | %.1f%% |\n"
+                      : "%-28s %-12s %8llu %11.3f %6.1f%%\n",
+                   nb, cb, (unsigned long long)v[i]->path_runs,
+                   (double)v[i]->path_ns / 1e6,
+                   100.0 * run_share(a, v[i]->path_ns));
+        }
+        free(v);
+        /* Waits in queues on the paths, after the stages. */
+        for (size_t i = 0; i < a->nqueues; i++) {
+            const struct agg_queue *q = a->queues[i];
+            if (q->path_ns <= 0)
+                continue;
+            char nb[128];
+            cell(nb, sizeof nb, q->name, strlen(q->name), 22);
+            if (md)
+                printf("| wait: %s | queue | %llu | %.3f | %.1f%% |\n", nb,
+                       (unsigned long long)q->path_runs,
+                       (double)q->path_ns / 1e6,
+                       100.0 * run_share(a, q->path_ns));
+            else
+                printf("wait: %-22s %-12s %8llu %11.3f %6.1f%%\n", nb, "queue",
+                       (unsigned long long)q->path_runs,
+                       (double)q->path_ns / 1e6,
+                       100.0 * run_share(a, q->path_ns));
+        }
+    }
+    for (size_t i = 0; i < a->nqueues; i++) {
+        const struct agg_queue *q = a->queues[i];
+        if (i == 0 && md)
+            printf("\n| queue | hand-offs | wait mean ms | wait p90 ms | "
+                   "service mean ms |\n|---|---:|---:|---:|---:|\n");
+        else if (i == 0)
+            printf("\n%s%-28s %8s %11s %11s %11s%s\n", bold, "queue", "count",
+                   "wait ms", "wait p90", "service", off);
+        char nb[128];
+        cell(nb, sizeof nb, q->name, strlen(q->name), 28);
+        double wait =
+            q->count ? (double)q->wait_total_ns / (double)q->count : 0.0;
+        double service = q->service_count ? (double)q->service_total_ns /
+                                                (double)q->service_count
+                                          : 0.0;
+        printf(md ? "| %s | %llu | %.3f | %.3f | %.3f |\n"
+                  : "%-28s %8llu %11.3f %11.3f %11.3f\n",
+               nb, (unsigned long long)q->count, wait / 1e6,
+               q->wait_p90_ns / 1e6, service / 1e6);
+    }
+    if (rs->bottleneck >= 0) {
+        const struct agg_stage *b = a->stages[rs->bottleneck];
+        char nb[128], cb[64];
+        cell(nb, sizeof nb, b->name, b->name_len, 100);
+        cell(cb, sizeof cb, b->cat, b->cat_len, 40);
+        if (md)
+            printf("\n**Bottleneck: %s (%s).** %s.\n", nb, cb, rs->reason);
+        else
+            printf("\n%sbottleneck: %s (%s)%s\n  %s\n", bold, nb, cb, off,
+                   rs->reason);
+    }
+    for (int i = 0; i < rs->nhints; i++)
+        printf(md ? "%s- %s\n" : "%s  hint: %s\n", md && i == 0 ? "\n" : "",
+               rs->hints[i]);
+}
+
 static void print_text(const struct cli_ctx *ctx, const struct report_opts *o,
                        const struct agg *a, const struct file_result *files,
                        size_t nfiles)
@@ -566,6 +785,7 @@ static void print_text(const struct cli_ctx *ctx, const struct report_opts *o,
                (unsigned long long)c->count, c->min, c->sum / (double)c->count,
                c->max, c->last);
     }
+    text_runs(ctx, a, 0, bold, off);
     free(v);
 }
 
@@ -650,6 +870,47 @@ static void progress_end(struct progress *p)
         fputs("\r\033[K", stderr); /* the line erased */
 }
 
+/* Markdown: ready to paste into an issue or a pull request. */
+static void print_md(const struct cli_ctx *ctx, const struct report_opts *o,
+                     const struct agg *a, const struct file_result *files,
+                     size_t nfiles)
+{
+    size_t n;
+    struct agg_stage **v = selected(ctx, o, a, &n);
+    uint64_t events = 0;
+    for (size_t i = 0; i < nfiles; i++)
+        events += files[i].res.events;
+    printf("## stageprof report\n\n%zu file%s, %llu events, producer %s, "
+           "wall %.3f ms\n\n",
+           nfiles, nfiles == 1 ? "" : "s", (unsigned long long)events,
+           producer(files, nfiles), (double)wall_ns(a) / 1e6);
+    printf("| stage | category | count | total ms | self ms | p50 ms | "
+           "p90 ms | p99 ms | max ms | share |\n"
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct agg_stage *st = v[i];
+        char nb[128], cb[64];
+        cell(nb, sizeof nb, st->name, st->name_len, 60);
+        cell(cb, sizeof cb, st->cat, st->cat_len, 30);
+        /* A '|' inside a name would end the cell. */
+        for (char *c = nb; *c; c++)
+            if (*c == '|')
+                *c = '/';
+        for (char *c = cb; *c; c++)
+            if (*c == '|')
+                *c = '/';
+        printf("| %s%s | %s | %llu | %.3f | %.3f | %.3f | %.3f | %.3f | "
+               "%.3f | %.1f%% |\n",
+               nb, st->async ? " (async)" : "", cb,
+               (unsigned long long)st->count, (double)st->total_ns / 1e6,
+               (double)st->self_ns / 1e6, st->pct_ns[0] / 1e6,
+               st->pct_ns[1] / 1e6, st->pct_ns[3] / 1e6,
+               (double)st->max_ns / 1e6, 100.0 * share(a, st));
+    }
+    text_runs(ctx, a, 1, "", "");
+    free(v);
+}
+
 /* Entry ------------------------------------------------------------------- */
 
 int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
@@ -690,7 +951,7 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         case OPT_FORMAT:
             o.format = cli_parse_format(ctx, optarg,
                                         CLI_FORMAT_TEXT | CLI_FORMAT_CSV |
-                                            CLI_FORMAT_JSON);
+                                            CLI_FORMAT_JSON | CLI_FORMAT_MD);
             break;
         case OPT_TOP:
             errno = 0;
@@ -776,6 +1037,9 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         if (rc != 0)
             cli_die(ctx, "%s", err);
     }
+    for (size_t i = 0; i < in.n; i++)
+        if (files[i].res.dropped > 0)
+            a.dropped += files[i].res.dropped;
     agg_finish(&a);
     if (o.format != CLI_FORMAT_JSON)
         warnings(&a, files, in.n, warn_cb, ctx);
@@ -783,6 +1047,8 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         print_json(ctx, &o, &a, files, in.n);
     else if (o.format == CLI_FORMAT_CSV)
         print_csv(ctx, &o, &a);
+    else if (o.format == CLI_FORMAT_MD)
+        print_md(ctx, &o, &a, files, in.n);
     else
         print_text(ctx, &o, &a, files, in.n);
     agg_fini(&a);

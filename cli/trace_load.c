@@ -871,6 +871,18 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
         /* Only counters use the values: the others skip strtod. */
         ev.args[i].value =
             ev.ph == 'C' ? strtod(s->arena + vals[i].off, NULL) : 0.0;
+        if (keyis(s, &ev.args[i].key, "run")) {
+            /* A run id: a whole number, read exactly. */
+            const char *d = s->arena + vals[i].off;
+            uint64_t v = 0;
+            int ok = *d >= '1' && *d <= '9';
+            for (; ok && *d >= '0' && *d <= '9'; d++) {
+                ok = v <= (UINT64_MAX - (uint64_t)(*d - '0')) / 10;
+                v = v * 10 + (uint64_t)(*d - '0');
+            }
+            ev.has_run = ok && *d == '\0';
+            ev.run = ev.has_run ? v : 0;
+        }
     }
     s->res->events++;
     return cb(arg, &ev);

@@ -49,6 +49,8 @@ struct tl_event {
     int64_t ts_ns, dur_ns;
     struct tl_str arg_name;          /* args.name when a string, p NULL
                                         otherwise (thread_name events) */
+    int has_run;                     /* args.run, a whole number > 0 */
+    uint64_t run;                    /* (stageprof's run id) */
     int nargs;                       /* numeric members of "args" */
     struct tl_arg args[TL_MAX_ARGS]; /* the first TL_MAX_ARGS of them */
     uint64_t offset;                 /* byte offset of the event's '{' */

@@ -1,0 +1,41 @@
+/*
+ * agg_impl.h - what agg.c and runs.c share inside the aggregation: the
+ * string map, growing arrays, composite keys.
+ */
+#ifndef STAGEPROF_AGG_IMPL_H
+#define STAGEPROF_AGG_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace_load.h"
+
+#define NO_RUN UINT32_MAX
+#define KEY_MAX (3 * (TL_MAX_STRING + 16)) /* a composite key's bytes */
+
+struct strmap_entry {
+    char *key;
+    size_t len;
+    uint64_t hash;
+    size_t value; /* SIZE_MAX until the caller sets it */
+};
+
+struct strmap {
+    struct strmap_entry *e;
+    size_t cap, n;
+};
+
+struct strmap *strmap_new(void);
+void strmap_free(struct strmap *m);
+/* The entry for the key, made (value SIZE_MAX) when new; NULL on OOM. */
+struct strmap_entry *strmap_get(struct strmap *m, const void *key, size_t len);
+
+/* Grow *@p (of *@cap elements of @size) to hold @n; 0 or -1. */
+int grow(void *p, size_t *cap, size_t n, size_t size);
+/* A NUL-terminated copy of @n bytes, or NULL. */
+char *dup_bytes(const char *p, size_t n);
+/* The parts with their lengths, one after the other, so no two keys
+ * alias; the key's length, or 0 when it does not fit @cap. */
+size_t make_key(char *buf, size_t cap, const struct tl_str *parts, int n);
+
+#endif

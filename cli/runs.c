@@ -1,0 +1,573 @@
+/*
+ * runs.c - runs, their critical paths, queues and the verdict.
+ *
+ * A run is one input's way through the pipeline (agg.h says how runs are
+ * found). agg.c hands each run its work as items: the slices that belong
+ * to it and lie in no other slice of it, on whatever thread; flows (s/f)
+ * add their queue waits, from the hand-off to the pick-up. Then, per run:
+ *
+ *   latency          end - begin (its own begin/end events, or its span)
+ *   engine overhead  latency minus the union of its items: time inside the
+ *                    run in no stage and no queue
+ *   critical path    walking back from the run's end: the item that ended
+ *                    last before the current time, then from its start
+ *                    again, until the run's begin. Each item's stage (or
+ *                    queue) is charged the time it covers on the path.
+ *
+ * The verdict names the stage with the most time on critical paths (queue
+ * stages and waits excepted: a wait is a symptom of the stage it waits
+ * for), and the hints test the figures listed in docs/cli/stageprof-report.md.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+#include "agg_impl.h"
+
+struct run_item {
+    int64_t start, end;
+    uint32_t run;
+    int32_t stage; /* -1: a queue wait */
+    int32_t queue; /* when stage is -1 */
+};
+
+struct flow_ev {
+    int64_t ts;
+    uint64_t seq;
+    uint32_t key, queue, run;
+    int start;
+};
+
+/* Building --------------------------------------------------------------- */
+
+static long add_run(struct agg *a, uint64_t id)
+{
+    if (grow(&a->runs, &a->runs_cap, a->nruns + 1, sizeof *a->runs) != 0)
+        return -1;
+    memset(&a->runs[a->nruns], 0, sizeof *a->runs);
+    a->runs[a->nruns].id = id;
+    return (long)a->nruns++;
+}
+
+long agg_run_of(struct agg *a, uint64_t id)
+{
+    struct strmap_entry *e = strmap_get(a->run_map, &id, sizeof id);
+    if (e == NULL)
+        return -1;
+    if (e->value == SIZE_MAX) {
+        long r = add_run(a, id);
+        if (r < 0)
+            return -1;
+        e->value = (size_t)r;
+    }
+    return (long)e->value;
+}
+
+long agg_run_new(struct agg *a)
+{
+    return add_run(a, a->nruns + 1);
+}
+
+void agg_run_item(struct agg *a, long run, int64_t start, int64_t dur,
+                  long stage, long queue)
+{
+    if (grow(&a->items, &a->items_cap, a->nitems + 1, sizeof *a->items) == 0)
+        a->items[a->nitems++] = (struct run_item){
+            start, start + dur, (uint32_t)run, (int32_t)stage, (int32_t)queue};
+}
+
+static long queue_of(struct agg *a, const struct tl_str *name)
+{
+    struct strmap_entry *e = strmap_get(a->queue_map, name->p, name->len);
+    if (e == NULL)
+        return -1;
+    if (e->value == SIZE_MAX) {
+        struct agg_queue *q = calloc(1, sizeof *q);
+        if (q == NULL ||
+            grow(&a->queues, &a->queues_cap, a->nqueues + 1,
+                 sizeof *a->queues) != 0 ||
+            (q->name = dup_bytes(name->p, name->len)) == NULL) {
+            free(q);
+            return -1;
+        }
+        a->queues[a->nqueues] = q;
+        e->value = a->nqueues++;
+    }
+    return (long)e->value;
+}
+
+void agg_flow_event(struct agg *a, const struct tl_event *ev,
+                    struct agg_thread *t, int start)
+{
+    if (!ev->has_ts)
+        return;
+    /* The key differs from an async span's: four parts, not three. */
+    struct tl_str parts[4] = {ev->cat, ev->id, ev->name, {"flow", 4}};
+    size_t len = make_key(a->keybuf, KEY_MAX, parts, 4);
+    struct strmap_entry *e =
+        len ? strmap_get(a->async_map, a->keybuf, len) : NULL;
+    long q = queue_of(a, &ev->name);
+    if (e == NULL || q < 0 ||
+        grow(&a->flows, &a->flows_cap, a->nflows + 1, sizeof *a->flows) != 0)
+        return;
+    if (e->value == SIZE_MAX)
+        e->value = a->async_map->n - 1;
+    uint32_t run = NO_RUN;
+    if (ev->has_run) {
+        long r = agg_run_of(a, ev->run);
+        a->has_run_args = 1;
+        run = r < 0 ? NO_RUN : (uint32_t)r;
+    }
+    *(start ? &t->flow_starts : &t->flow_ends) += 1;
+    a->flows[a->nflows++] = (struct flow_ev){
+        ev->ts_ns, a->seq++, (uint32_t)e->value, (uint32_t)q, run, start};
+}
+
+/* Finishing -------------------------------------------------------------- */
+
+static int cmp_flow(const void *x, const void *y)
+{
+    const struct flow_ev *a = x, *b = y;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* By run, then start; the rest only makes the order total. */
+static int cmp_item(const void *x, const void *y)
+{
+    const struct run_item *a = x, *b = y;
+    if (a->run != b->run)
+        return a->run < b->run ? -1 : 1;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    if (a->end != b->end)
+        return a->end < b->end ? -1 : 1;
+    if (a->stage != b->stage)
+        return a->stage < b->stage ? -1 : 1;
+    return a->queue < b->queue ? -1 : a->queue > b->queue;
+}
+
+static double pct(const int64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0.0;
+    double rank = p * (double)(n - 1);
+    size_t lo = (size_t)rank;
+    if (lo + 1 >= n)
+        return (double)v[n - 1];
+    return (double)v[lo] + (rank - (double)lo) * (double)(v[lo + 1] - v[lo]);
+}
+
+/* A service time: from a hand-off to the end of the run it carried. */
+struct service {
+    uint32_t run, queue;
+    int64_t from;
+};
+
+/* Pair hand-offs in time order; their waits join their runs. */
+static void pair_flows(struct agg *a, struct service **sv, size_t *nsv)
+{
+    size_t nkeys = a->async_map->n, cap = 0;
+    size_t *open = malloc((nkeys + 1) * sizeof *open);
+    *sv = NULL;
+    *nsv = 0;
+    if (open == NULL)
+        return;
+    for (size_t k = 0; k <= nkeys; k++)
+        open[k] = SIZE_MAX;
+    if (a->nflows > 0)
+        qsort(a->flows, a->nflows, sizeof *a->flows, cmp_flow);
+    for (size_t i = 0; i < a->nflows; i++) {
+        const struct flow_ev *f = &a->flows[i];
+        if (f->start) {
+            open[f->key] = i;
+            continue;
+        }
+        if (open[f->key] == SIZE_MAX)
+            continue;
+        const struct flow_ev *s = &a->flows[open[f->key]];
+        open[f->key] = SIZE_MAX;
+        struct agg_queue *q = a->queues[f->queue];
+        int64_t wait = f->ts - s->ts;
+        if (grow(&q->waits, &q->cap, q->nwaits + 1, sizeof *q->waits) == 0)
+            q->waits[q->nwaits++] = wait;
+        q->count++;
+        q->wait_total_ns += wait;
+        if (wait > q->wait_max_ns)
+            q->wait_max_ns = wait;
+        uint32_t run = s->run != NO_RUN ? s->run : f->run;
+        if (run == NO_RUN)
+            continue;
+        agg_run_item(a, run, s->ts, wait, -1, f->queue);
+        if (grow(sv, &cap, *nsv + 1, sizeof **sv) == 0)
+            (*sv)[(*nsv)++] = (struct service){run, f->queue, f->ts};
+    }
+    free(open);
+    free(a->flows);
+    a->flows = NULL;
+    a->nflows = a->flows_cap = 0;
+}
+
+/* Union of a run's items inside its bounds; items sorted by start. */
+static int64_t covered(const struct agg *a, const struct agg_run *r)
+{
+    int64_t total = 0, reach = r->begin;
+    const struct run_item *items = a->items + r->first;
+    for (size_t i = 0; i < r->nitems; i++) {
+        int64_t s = items[i].start, e = items[i].end;
+        if (e > r->end)
+            e = r->end;
+        if (s < reach)
+            s = reach;
+        if (e > s) {
+            total += e - s;
+            reach = e;
+        }
+    }
+    return total;
+}
+
+/* Walk back from the run's end, charging each item on the path. */
+static void critical_path(struct agg *a, const struct agg_run *r,
+                          unsigned char *seen_stage, unsigned char *seen_queue)
+{
+    int64_t cur = r->end;
+    while (cur > r->begin) {
+        const struct run_item *best = NULL;
+        int64_t best_end = INT64_MIN;
+        for (size_t i = 0; i < r->nitems; i++) {
+            const struct run_item *it = &a->items[r->first + i];
+            if (it->start >= cur)
+                continue;
+            int64_t e = it->end < cur ? it->end : cur;
+            if (e > best_end || (e == best_end && it->end > best->end)) {
+                best = it;
+                best_end = e;
+            }
+        }
+        if (best == NULL)
+            break;
+        int64_t s = best->start > r->begin ? best->start : r->begin;
+        if (best->stage >= 0) {
+            struct agg_stage *st = a->stages[best->stage];
+            st->path_ns += best_end - s;
+            if (!seen_stage[best->stage]) {
+                seen_stage[best->stage] = 1;
+                st->path_runs++;
+            }
+        } else {
+            struct agg_queue *q = a->queues[best->queue];
+            q->path_ns += best_end - s;
+            if (!seen_queue[best->queue]) {
+                seen_queue[best->queue] = 1;
+                q->path_runs++;
+            }
+        }
+        cur = s;
+    }
+}
+
+static int is_queue_stage(const struct agg_stage *st)
+{
+    return st->cat_len == 5 && memcmp(st->cat, "queue", 5) == 0;
+}
+
+static void hint(struct agg *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void hint(struct agg *a, const char *fmt, ...)
+{
+    if (a->rs.nhints >= AGG_MAX_HINTS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->rs.hints[a->rs.nhints++], sizeof a->rs.hints[0], fmt, ap);
+    va_end(ap);
+}
+
+static const char *thread_label(const struct agg_thread *t)
+{
+    return t->name != NULL ? t->name : t->tid;
+}
+
+/* @ns for a sentence: "850 ns", "30.0 us", "2.41 ms", "1.23 s". */
+static const char *dur(char *buf, size_t len, double ns)
+{
+    if (ns < 1e3)
+        snprintf(buf, len, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(buf, len, "%.1f us", ns / 1e3);
+    else if (ns < 1e9)
+        snprintf(buf, len, "%.2f ms", ns / 1e6);
+    else
+        snprintf(buf, len, "%.2f s", ns / 1e9);
+    return buf;
+}
+
+/* The bottleneck and its evidence; the hints. */
+static void verdict(struct agg *a)
+{
+    struct agg_runs *rs = &a->rs;
+    long best = -1, second = -1;
+    for (size_t i = 0; i < a->nstages; i++) {
+        const struct agg_stage *st = a->stages[i];
+        if (st->async || is_queue_stage(st) || st->count == 0)
+            continue;
+        int64_t v = rs->count ? st->path_ns : st->self_ns;
+        if (best < 0 || v > (rs->count ? a->stages[best]->path_ns
+                                       : a->stages[best]->self_ns)) {
+            second = best;
+            best = (long)i;
+        } else if (second < 0 || v > (rs->count ? a->stages[second]->path_ns
+                                                : a->stages[second]->self_ns)) {
+            second = (long)i;
+        }
+    }
+    rs->bottleneck = best;
+    if (best >= 0 && rs->count > 0 && a->stages[best]->path_ns > 0) {
+        const struct agg_stage *b = a->stages[best];
+        char d1[32], d2[32];
+        int n = snprintf(
+            rs->reason, sizeof rs->reason,
+            "%s (%s) lies on the critical path of %llu of %llu runs and "
+            "takes %.0f%% of their end-to-end time (%s a run; p50 of one "
+            "call %s)",
+            b->name, b->cat, (unsigned long long)b->path_runs,
+            (unsigned long long)rs->count,
+            rs->total_ns ? 100.0 * (double)b->path_ns / (double)rs->total_ns
+                         : 0.0,
+            dur(d1, sizeof d1, (double)b->path_ns / (double)rs->count),
+            dur(d2, sizeof d2, b->pct_ns[0]));
+        if (second >= 0 && a->stages[second]->path_ns > 0 && n > 0 &&
+            (size_t)n < sizeof rs->reason)
+            snprintf(rs->reason + n, sizeof rs->reason - (size_t)n,
+                     "; next: %s (%s), %.0f%%", a->stages[second]->name,
+                     a->stages[second]->cat,
+                     100.0 * (double)a->stages[second]->path_ns /
+                         (double)rs->total_ns);
+    } else if (best >= 0) {
+        const struct agg_stage *b = a->stages[best];
+        int64_t wall = a->have_wall ? a->last_ns - a->first_ns : 0;
+        char d1[32];
+        snprintf(rs->reason, sizeof rs->reason,
+                 "%s (%s) has the most self time: %s over %llu calls "
+                 "(%.0f%% of the wall time); the trace has no runs to follow",
+                 b->name, b->cat, dur(d1, sizeof d1, (double)b->self_ns),
+                 (unsigned long long)b->count,
+                 wall ? 100.0 * (double)b->self_ns / (double)wall : 0.0);
+    }
+
+    int64_t wall = a->have_wall ? a->last_ns - a->first_ns : 0;
+    /* Hand-off threads that mostly wait in queue spans. */
+    for (size_t i = 0; i < a->nthreads && wall > 0; i++) {
+        const struct agg_thread *t = a->threads[i];
+        double share = (double)t->queue_ns / (double)wall;
+        if (share < 0.5)
+            continue;
+        if (t->flow_ends > t->flow_starts)
+            hint(a,
+                 "input-bound: thread %s waits on its queue %.0f%% of the "
+                 "time for work to arrive; the stages before the queue, not "
+                 "the compute after it, limit throughput",
+                 thread_label(t), 100 * share);
+        else if (t->flow_starts > t->flow_ends)
+            hint(a,
+                 "the producer %s waits %.0f%% of the time for room in the "
+                 "queue: the consumers limit throughput (more workers or a "
+                 "faster %s would raise it)",
+                 thread_label(t), 100 * share,
+                 best >= 0 ? a->stages[best]->name : "consumer");
+    }
+    /* Tails of the stages that matter: 1% of the time or more. */
+    int64_t base = rs->count ? rs->total_ns : wall;
+    for (size_t i = 0; i < a->nstages; i++) {
+        const struct agg_stage *st = a->stages[i];
+        if (st->async || is_queue_stage(st) || st->count < 20 ||
+            st->pct_ns[0] <= 0 || (double)st->total_ns < 0.01 * (double)base)
+            continue;
+        double ratio = st->pct_ns[3] / st->pct_ns[0];
+        char d1[32], d2[32];
+        if (ratio >= 5)
+            hint(a, "a tail problem in %s (%s): p99 %s is %.0fx its p50 %s",
+                 st->name, st->cat, dur(d1, sizeof d1, st->pct_ns[3]), ratio,
+                 dur(d2, sizeof d2, st->pct_ns[0]));
+    }
+    if (rs->count > 0 && rs->total_ns > 0) {
+        double share = (double)rs->engine_ns / (double)rs->total_ns;
+        char d1[32];
+        if (share > 0.03)
+            hint(a,
+                 "orchestration cost: %.1f%% of run time (%s a run) is "
+                 "inside runs but in no stage and no queue",
+                 100 * share,
+                 dur(d1, sizeof d1, (double)rs->engine_ns / (double)rs->count));
+    }
+    /* One thread near 100% busy while every other is mostly idle. */
+    size_t nbusy = 0, nidle = 0, nthreads = 0;
+    const struct agg_thread *busiest = NULL;
+    for (size_t i = 0; i < a->nthreads && wall > 0; i++) {
+        const struct agg_thread *t = a->threads[i];
+        if (t->slices == 0)
+            continue;
+        nthreads++;
+        double f = (double)t->busy_ns / (double)wall;
+        if (f >= 0.9) {
+            nbusy++;
+            busiest = t;
+        } else if (f < 0.5) {
+            nidle++;
+        }
+    }
+    if (nbusy == 1 && nthreads >= 2 && nidle == nthreads - 1)
+        hint(a,
+             "serialisation: thread %s is busy %.0f%% of the wall time while "
+             "every other thread (%zu) is below 50%%",
+             thread_label(busiest),
+             100.0 * (double)busiest->busy_ns / (double)wall, nthreads - 1);
+    if (a->dropped > 0)
+        hint(a,
+             "the numbers are incomplete: the trace says %lld events were "
+             "dropped",
+             (long long)a->dropped);
+}
+
+void agg_runs_finish(struct agg *a)
+{
+    struct agg_runs *rs = &a->rs;
+    struct service *sv;
+    size_t nsv;
+    rs->bottleneck = -1;
+    pair_flows(a, &sv, &nsv);
+    rs->kind = a->has_run_args        ? AGG_RUNS_STAGEPROF
+               : a->has_profiler_step ? AGG_RUNS_PROFILER_STEP
+               : a->nruns             ? AGG_RUNS_TOP_LEVEL
+                                      : AGG_RUNS_NONE;
+    int64_t *lat = malloc((a->nruns + 1) * sizeof *lat);
+    unsigned char *seen_stage = malloc(a->nstages + 1);
+    unsigned char *seen_queue = malloc(a->nqueues + 1);
+    if (lat == NULL || seen_stage == NULL || seen_queue == NULL)
+        goto out;
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    size_t n = 0;
+    if (a->nitems > 0)
+        qsort(a->items, a->nitems, sizeof *a->items, cmp_item);
+    for (size_t i = 0, j; i < a->nitems; i = j) {
+        for (j = i; j < a->nitems && a->items[j].run == a->items[i].run; j++)
+            ;
+        a->runs[a->items[i].run].first = i;
+        a->runs[a->items[i].run].nitems = j - i;
+    }
+    for (size_t i = 0; i < a->nruns; i++) {
+        struct agg_run *r = &a->runs[i];
+        const struct run_item *items = a->items + r->first;
+        if (!r->has_bounds && r->nitems > 0) {
+            r->begin = items[0].start;
+            r->end = items[0].end;
+            for (size_t k = 1; k < r->nitems; k++)
+                if (items[k].end > r->end)
+                    r->end = items[k].end;
+            r->has_bounds = 1;
+        }
+        if (!r->has_bounds || r->end < r->begin)
+            continue;
+        r->covered_ns = covered(a, r);
+        int64_t latency = r->end - r->begin;
+        lat[n++] = latency;
+        rs->total_ns += latency;
+        rs->engine_ns += latency - r->covered_ns;
+        if (r->begin < first)
+            first = r->begin;
+        if (r->end > last)
+            last = r->end;
+        memset(seen_stage, 0, a->nstages + 1);
+        memset(seen_queue, 0, a->nqueues + 1);
+        critical_path(a, r, seen_stage, seen_queue);
+    }
+    rs->count = n;
+    for (size_t i = 0; i < nsv; i++) {
+        const struct agg_run *r = &a->runs[sv[i].run];
+        struct agg_queue *q = a->queues[sv[i].queue];
+        if (r->has_bounds && r->end >= sv[i].from) {
+            q->service_total_ns += r->end - sv[i].from;
+            q->service_count++;
+        }
+    }
+    for (size_t i = 0; i < a->nqueues; i++) {
+        struct agg_queue *q = a->queues[i];
+        if (q->nwaits > 0)
+            qsort(q->waits, q->nwaits, sizeof *q->waits, cmp_i64);
+        q->wait_p50_ns = pct(q->waits, q->nwaits, 0.5);
+        q->wait_p90_ns = pct(q->waits, q->nwaits, 0.9);
+    }
+    if (n > 0) {
+        qsort(lat, n, sizeof *lat, cmp_i64);
+        for (int k = 0; k < AGG_NPCT; k++)
+            rs->pct_ns[k] = pct(lat, n, agg_pcts[k]);
+        rs->max_ns = lat[n - 1];
+        if (last > first)
+            rs->throughput = (double)n * 1e9 / (double)(last - first);
+        /* Warm-up: the first tenth of the runs by start, from 10 runs. */
+        rs->warmup = n >= 10 ? (n + 5) / 10 : 0;
+        int64_t *begins = malloc(n * sizeof *begins);
+        if (begins != NULL) {
+            size_t m = 0;
+            for (size_t i = 0; i < a->nruns; i++)
+                if (a->runs[i].has_bounds && a->runs[i].end >= a->runs[i].begin)
+                    begins[m++] = a->runs[i].begin;
+            qsort(begins, m, sizeof *begins, cmp_i64);
+            int64_t from = begins[rs->warmup], to = INT64_MIN, wsum = 0;
+            uint64_t steady = 0;
+            for (size_t i = 0; i < a->nruns; i++) {
+                const struct agg_run *r = &a->runs[i];
+                if (!r->has_bounds || r->end < r->begin)
+                    continue;
+                if (r->begin >= from) {
+                    steady++;
+                    if (r->end > to)
+                        to = r->end;
+                } else {
+                    wsum += r->end - r->begin;
+                }
+            }
+            if (to > from)
+                rs->steady_throughput =
+                    (double)steady * 1e9 / (double)(to - from);
+            rs->warmup_mean_ns = rs->warmup ? wsum / (int64_t)rs->warmup : 0;
+            free(begins);
+        }
+    }
+    verdict(a);
+out:
+    free(lat);
+    free(seen_stage);
+    free(seen_queue);
+    free(sv);
+}
+
+void agg_runs_fini(struct agg *a)
+{
+    for (size_t i = 0; i < a->nqueues; i++) {
+        free(a->queues[i]->name);
+        free(a->queues[i]->waits);
+        free(a->queues[i]);
+    }
+    free(a->runs);
+    free(a->queues);
+    free(a->flows);
+    free(a->items);
+    a->items = NULL;
+    a->nitems = a->items_cap = 0;
+    a->runs = NULL;
+    a->queues = NULL;
+    a->flows = NULL;
+    a->nruns = a->nqueues = a->nflows = 0;
+}
