@@ -18,7 +18,9 @@
             bad model configs exit 1 with a clear message, before any frame
   report    `stageprof report` (its path the third argument) on the
             workflow's trace: per stage, the count, total, self time,
-            min, max and percentiles Python computes from the trace itself
+            min, max and percentiles Python computes from the trace itself;
+            the bottleneck it names is the stage the program's own clocks
+            say costs most
 """
 import json
 import math
@@ -460,6 +462,23 @@ def check_report(work, prog):
     names = {th["name"] for th in r["threads"]}
     ensure(names == {"main", "reader"} |
            {"worker-%d" % i for i in range(WORKERS)}, "threads %r" % names)
+    # The verdict names the stage the program's own clocks say costs most.
+    work = [st for st in s["stages"] if st["category"] != "queue"]
+    own_top = max(work, key=lambda st: st["total_ns"])
+    ensure(r["bottleneck"] is not None and
+           (r["bottleneck"]["stage"], r["bottleneck"]["category"]) ==
+           (own_top["name"], own_top["category"]),
+           "bottleneck %r, the program's own clocks say %s"
+           % (r["bottleneck"], own_top["name"]))
+    ensure(r["runs"]["kind"] == "stageprof" and
+           r["runs"]["count"] == FRAMES, "runs %r" % r["runs"])
+    path = {c["stage"]: c for c in r["critical_path"]}
+    ensure(path.get(own_top["name"], {}).get("runs") == FRAMES,
+           "%s is not on every run's critical path: %r"
+           % (own_top["name"], path.get(own_top["name"])))
+    q = [x for x in r["queues"] if x["name"] == "frame_handoff"]
+    ensure(len(q) == 1 and q[0]["count"] == FRAMES,
+           "queues %r" % r["queues"])
     depth = [c for c in r["counters"] if c["name"] == "queue_depth"]
     vals = [e["args"]["value"] for e in t.named("C", "queue_depth")]
     ensure(len(depth) == 1 and depth[0]["count"] == len(vals) and
