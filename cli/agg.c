@@ -488,8 +488,11 @@ int agg_event(void *arg, const struct tl_event *ev)
     case 'c':
         a->skipped_phase++;
         return 0;
+    case 0:
+        a->no_ph++;
+        return 0;
     default:
-        note_phase(a, ph ? ph : '-');
+        note_phase(a, ph);
         return 0;
     }
 }

@@ -138,8 +138,8 @@ struct agg {
     uint64_t kept;     /* durations kept for exact percentiles */
     uint64_t sketched; /* stages whose percentiles come from a sketch */
     /* warnings, counted */
-    uint64_t no_dur, bad_dur, no_ts, open_b, orphan_e, open_async, orphan_async,
-        skipped_phase;
+    uint64_t no_dur, bad_dur, no_ts, no_ph, open_b, orphan_e, open_async,
+        orphan_async, skipped_phase;
     char unknown_phases[64]; /* each unknown phase letter once */
     int64_t dropped;         /* events the writers say they dropped */
     /* runs */
