@@ -175,7 +175,7 @@ static const char *describe(int c, char *buf, size_t len)
 /* Thrown at the end of the input inside the events: the lenient case. */
 #define TRUNCATED 2
 
-static void expect(struct scan *s, int want, const char *what)
+static void expect_slow(struct scan *s, int want, const char *what)
 {
     int c = peek_ws(s);
     if (c == want) {
@@ -186,6 +186,15 @@ static void expect(struct scan *s, int want, const char *what)
         longjmp(s->fail, TRUNCATED);
     char b[32];
     FAIL(s, "expected %s, found %s", what, describe(c, b, sizeof b));
+}
+
+/* The next token is @want, usually right here. */
+static inline void expect(struct scan *s, int want, const char *what)
+{
+    if (s->p < s->end && *s->p == want)
+        s->p++;
+    else
+        expect_slow(s, want, what);
 }
 
 /* Strings ----------------------------------------------------------------- */
@@ -554,7 +563,7 @@ static void skip_value(struct scan *s)
             s->p++;
             read_string(s, 0, &len);
         } else if (c == '-' || (c >= '0' && c <= '9')) {
-            char tmp[8];
+            char tmp[80]; /* room for read_number_text's fast path */
             read_number_text(s, tmp, sizeof tmp);
         } else {
             read_literal(s);
@@ -642,6 +651,30 @@ static int read_time(struct scan *s, const char *key, int64_t *ns, int *is_null)
         char b[32];
         fail_at(s, at, "\"%s\" is not a number (found %s)", key,
                 describe(c, b, sizeof b));
+    }
+    /* Fast path: up to 16 integer and 3 fraction digits, in the chunk:
+     * 19 digits, exact in 64 bits; beyond INT64_MAX the slow path says
+     * so. */
+    if (s->end - s->p > 32) {
+        const unsigned char *q = s->p;
+        int neg = *q == '-', digits = 0, frac = 0;
+        uint64_t v = 0;
+        q += neg;
+        for (; *q >= '0' && *q <= '9' && digits < 16; q++, digits++)
+            v = v * 10 + (uint64_t)(*q - '0');
+        if (digits > 0 && *q == '.')
+            for (q++; *q >= '0' && *q <= '9' && frac < 3; q++, frac++)
+                v = v * 10 + (uint64_t)(*q - '0');
+        if (digits > 0 && (*q < '0' || *q > '9') && *q != '.' && *q != 'e' &&
+            *q != 'E' && is_delim(*q) && (frac > 0 || q[-1] != '.')) {
+            for (; frac < 3; frac++)
+                v *= 10;
+            if (v <= (uint64_t)INT64_MAX) {
+                *ns = neg ? -(int64_t)v : (int64_t)v;
+                s->p = q;
+                return 1;
+            }
+        }
     }
     char t[400];
     size_t n = read_number_text(s, t, sizeof t);
