@@ -745,8 +745,12 @@ static struct spot key_keep(struct scan *s, const struct key *k)
      (k)->len == sizeof(w) - 1 && memcmp((k)->p, (w), sizeof(w) - 1) == 0)
 
 /* "args": its numeric members (and a string "name"), the rest skipped. */
+/*
+ * @all: keep every numeric member (a counter, or a phase not seen yet);
+ * else only "run".
+ */
 static void read_args(struct scan *s, struct spot *keys, struct spot *vals,
-                      int *nargs, struct spot *name)
+                      int *nargs, struct spot *name, int all)
 {
     if (peek_ws(s) != '{') {
         skip_value(s);
@@ -761,7 +765,8 @@ static void read_args(struct scan *s, struct spot *keys, struct spot *vals,
         struct key k;
         read_key(s, &k);
         int c = peek_ws(s);
-        if ((c == '-' || (c >= '0' && c <= '9')) && *nargs < TL_MAX_ARGS) {
+        if ((c == '-' || (c >= '0' && c <= '9')) && *nargs < TL_MAX_ARGS &&
+            (all || keyis(s, &k, "run"))) {
             /* The text only: converted for the events that use it. */
             keys[*nargs] = key_keep(s, &k);
             keep_scalar(s, &vals[*nargs]);
@@ -878,7 +883,10 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
         } else if (keyis(s, &k, "args")) {
             ev.nargs = 0;
             argname.set = 0;
-            read_args(s, keys, vals, &ev.nargs, &argname);
+            /* Only counters use every value: for an event whose phase is
+             * known and not C, the others are skipped unread. */
+            read_args(s, keys, vals, &ev.nargs, &argname,
+                      !ph.set || ph.len != 1 || s->arena[ph.off] == 'C');
         } else {
             skip_value(s);
         }
