@@ -20,6 +20,7 @@
 /* One line per command, sorted by name; `stageprof help` lists them. */
 static const struct cli_command commands[] = {
     {"help", cmd_help, "show the commands, or the usage of one"},
+    {"record", cmd_record, "run a program with tracing on, report its traces"},
     {"report", cmd_report, "per-stage statistics of Chrome traces"},
     {"version", cmd_version,
      "print the versions of stageprof and libstageprof"},
@@ -123,6 +124,15 @@ int main(int argc, char **argv)
     };
     struct cli_ctx ctx = {CLI_COLOR_AUTO, 0, 0, NULL};
     int show_help = 0, show_version = 0;
+
+    /*
+     * The program is linked with libstageprof (for `version`): with
+     * STAGEPROF_ENABLE=1 in its environment the library would write a
+     * trace of this process at exit. The library reads the variable again
+     * when it would start, so turning it off here is enough; `record` sets
+     * it for the programs it runs.
+     */
+    setenv("STAGEPROF_ENABLE", "0", 1);
 
     cli_getopt_reset();
     int c;
