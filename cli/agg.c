@@ -307,8 +307,8 @@ static void add_duration(struct agg *a, struct agg_stage *st, int64_t dur,
         a->kept++;
     }
     st->count++;
-    st->total_ns += dur;
-    st->self_ns += self;
+    st->total_ns = sat_add(st->total_ns, dur);
+    st->self_ns = sat_add(st->self_ns, self);
     if (dur < st->min_ns)
         st->min_ns = dur;
     if (dur > st->max_ns)
@@ -767,11 +767,12 @@ static void account_thread(struct agg *a, struct agg_thread *t,
             int64_t pend = p->start + p->dur;
             stack[depth - 1].child += (end < pend ? end : pend) - s->start;
         } else if (s->start >= w->from && s->start < w->to && end > covered) {
-            t->busy_ns += end - (s->start > covered ? s->start : covered);
+            t->busy_ns = sat_add(
+                t->busy_ns, end - (s->start > covered ? s->start : covered));
             covered = end;
             const struct agg_stage *st = a->stages[s->stage];
             if (st->cat_len == 5 && memcmp(st->cat, "queue", 5) == 0)
-                t->queue_ns += s->dur;
+                t->queue_ns = sat_add(t->queue_ns, s->dur);
         }
         int container;
         uint32_t run = slice_run(a, s, parent, &container);
@@ -825,8 +826,12 @@ int agg_finish(struct agg *a)
             if (a->threads[i]->sl[j].start < t0)
                 t0 = a->threads[i]->sl[j].start;
     }
-    int64_t from = a->opts.has_from ? t0 + a->opts.from_ns : INT64_MIN;
-    int64_t to = a->opts.has_to ? t0 + a->opts.to_ns : INT64_MAX;
+    /* No slices (t0 unset): no window to apply. */
+    int64_t from = a->opts.has_from && t0 != INT64_MAX
+                       ? sat_add(t0, a->opts.from_ns)
+                       : INT64_MIN;
+    int64_t to = a->opts.has_to && t0 != INT64_MAX ? sat_add(t0, a->opts.to_ns)
+                                                   : INT64_MAX;
     struct window w = {from, to};
     a->first_ns = INT64_MAX;
     a->last_ns = INT64_MIN;

@@ -187,6 +187,17 @@ void agg_flow_event(struct agg *a, const struct tl_event *ev,
                     struct agg_thread *t, int start);
 /* After agg_finish's stages: runs, paths, queues, the verdict. */
 void agg_runs_finish(struct agg *a);
+/*
+ * agg_run_path - the critical path of run @run (an index in a->runs),
+ * after agg_finish, by the rule agg_runs_finish charges: walking back from
+ * the run's end, the item that ended last before the current time, then
+ * from its start. @cb gets each item (struct run_item, agg_impl.h) with the
+ * part of it on the path, [@from, @to) in ns, latest first.
+ */
+void agg_run_path(const struct agg *a, size_t run,
+                  void (*cb)(void *, const struct run_item *, int64_t from,
+                             int64_t to),
+                  void *arg);
 void agg_runs_fini(struct agg *a);
 
 #endif

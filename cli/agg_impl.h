@@ -30,6 +30,27 @@ void strmap_free(struct strmap *m);
 /* The entry for the key, made (value SIZE_MAX) when new; NULL on OOM. */
 struct strmap_entry *strmap_get(struct strmap *m, const void *key, size_t len);
 
+/* A run's work (runs.c): a slice of it, or a queue wait. */
+struct run_item {
+    int64_t start, end; /* ns */
+    uint32_t run;       /* index in agg.runs */
+    int32_t stage;      /* index in agg.stages; -1: a queue wait */
+    int32_t queue;      /* index in agg.queues, when stage is -1 */
+};
+
+/*
+ * @a + @b, held at INT64_MAX or INT64_MIN instead of overflowing: times
+ * are bounded (trace_load.h), but a sum of many of them is not.
+ */
+static inline int64_t sat_add(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
 /* Grow *@p (of *@cap elements of @size) to hold @n; 0 or -1. */
 int grow(void *p, size_t *cap, size_t n, size_t size);
 /* A NUL-terminated copy of @n bytes, or NULL. */

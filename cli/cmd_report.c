@@ -20,6 +20,7 @@
 
 #include "agg.h"
 #include "cli.h"
+#include "html_report.h"
 #include "trace_load.h"
 #include "util/json.h"
 #include "util/strbuf.h"
@@ -31,6 +32,7 @@ struct report_opts {
     const char *name;       /* substring or regex, or NULL */
     int regex;
     regex_t re;
+    const char *html; /* --html FILE, or NULL */
     struct agg_opts agg;
 };
 
@@ -71,6 +73,8 @@ static void usage(FILE *f)
         "  --exact-limit=N  exact percentiles while at most N durations are\n"
         "                   kept (default 8000000); beyond, from a sketch\n"
         "                   within 0.5% of the exact values\n"
+        "  --html=FILE      also write the report as one self-contained HTML\n"
+        "                   page with charts to FILE\n"
         "  -h, --help       show this help\n"
         "\n"
         "The global options (-v, -q, --color) are accepted as well.\n"
@@ -92,7 +96,7 @@ static int parse_time(const char *s, int64_t *ns)
                    : strcmp(end, "ms") == 0 ? 1e6
                    : strcmp(end, "s") == 0  ? 1e9
                                             : -1;
-    if (scale < 0 || v * scale > 9e18)
+    if (scale < 0 || v * scale > (double)TL_MAX_DUR_NS)
         return -1;
     *ns = (int64_t)(v * scale + 0.5);
     return 0;
@@ -912,6 +916,26 @@ static void print_md(const struct cli_ctx *ctx, const struct report_opts *o,
     free(v);
 }
 
+/* --html FILE: the page (html_report.c), with the facts the JSON gives. */
+static void write_html(const struct cli_ctx *ctx, const struct report_opts *o,
+                       const struct agg *a, const struct file_result *files,
+                       size_t nfiles)
+{
+    struct html_facts f;
+    char err[4200];
+    size_t n;
+    struct agg_stage **v = selected(ctx, o, a, &n);
+    html_facts_init(&f, producer(files, nfiles));
+    for (size_t i = 0; i < nfiles; i++)
+        html_facts_file(&f, files[i].path, &files[i].res);
+    warnings(a, files, nfiles, html_facts_warning, &f);
+    int rc = html_report_write(o->html, a, v, n, &f, err, sizeof err);
+    html_facts_fini(&f);
+    free(v);
+    if (rc != 0)
+        cli_die(ctx, "%s", err);
+}
+
 /* Entry ------------------------------------------------------------------- */
 
 int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
@@ -925,7 +949,8 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         OPT_THREAD,
         OPT_NAME,
         OPT_REGEX,
-        OPT_EXACT_LIMIT
+        OPT_EXACT_LIMIT,
+        OPT_HTML
     };
     static const char shortopts[] = ":" CLI_GLOBAL_SHORTOPTS;
     static const struct option longopts[] = {
@@ -938,6 +963,7 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         {"name", required_argument, NULL, OPT_NAME},
         {"regex", no_argument, NULL, OPT_REGEX},
         {"exact-limit", required_argument, NULL, OPT_EXACT_LIMIT},
+        {"html", required_argument, NULL, OPT_HTML},
         CLI_GLOBAL_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -999,6 +1025,11 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
             o.agg.exact_limit = v;
             break;
         }
+        case OPT_HTML:
+            if (*optarg == '\0')
+                cli_usage_error(ctx, "--html wants a file name");
+            o.html = optarg;
+            break;
         default:
             cli_global_option(ctx, c, argv, shortopts);
             break;
@@ -1042,6 +1073,8 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         if (files[i].res.dropped > 0)
             a.dropped += files[i].res.dropped;
     agg_finish(&a);
+    if (o.html != NULL)
+        write_html(ctx, &o, &a, files, in.n);
     if (o.format != CLI_FORMAT_JSON)
         warnings(&a, files, in.n, warn_cb, ctx);
     if (o.format == CLI_FORMAT_JSON)

@@ -26,13 +26,6 @@
 #include "agg.h"
 #include "agg_impl.h"
 
-struct run_item {
-    int64_t start, end;
-    uint32_t run;
-    int32_t stage; /* -1: a queue wait */
-    int32_t queue; /* when stage is -1 */
-};
-
 struct flow_ev {
     int64_t ts;
     uint64_t seq;
@@ -201,7 +194,7 @@ static void pair_flows(struct agg *a, struct service **sv, size_t *nsv)
         if (grow(&q->waits, &q->cap, q->nwaits + 1, sizeof *q->waits) == 0)
             q->waits[q->nwaits++] = wait;
         q->count++;
-        q->wait_total_ns += wait;
+        q->wait_total_ns = sat_add(q->wait_total_ns, wait);
         if (wait > q->wait_max_ns)
             q->wait_max_ns = wait;
         uint32_t run = s->run != NO_RUN ? s->run : f->run;
@@ -217,6 +210,49 @@ static void pair_flows(struct agg *a, struct service **sv, size_t *nsv)
     a->nflows = a->flows_cap = 0;
 }
 
+/*
+ * Items grouped by run (a counting sort: runs are dense indexes), each
+ * run's items then sorted by start. Without memory for the copy, one
+ * qsort of everything.
+ */
+static void group_items(struct agg *a)
+{
+    size_t n = a->nitems;
+    struct run_item *out = malloc((n + 1) * sizeof *out);
+    if (out == NULL) {
+        if (n > 0)
+            qsort(a->items, n, sizeof *a->items, cmp_item);
+        for (size_t i = 0, j; i < n; i = j) {
+            for (j = i; j < n && a->items[j].run == a->items[i].run; j++)
+                ;
+            a->runs[a->items[i].run].first = i;
+            a->runs[a->items[i].run].nitems = j - i;
+        }
+        return;
+    }
+    for (size_t r = 0; r < a->nruns; r++)
+        a->runs[r].nitems = 0;
+    for (size_t i = 0; i < n; i++)
+        a->runs[a->items[i].run].nitems++;
+    size_t at = 0;
+    for (size_t r = 0; r < a->nruns; r++) {
+        a->runs[r].first = at;
+        at += a->runs[r].nitems;
+        a->runs[r].nitems = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct agg_run *r = &a->runs[a->items[i].run];
+        out[r->first + r->nitems++] = a->items[i];
+    }
+    free(a->items);
+    a->items = out;
+    a->items_cap = n + 1;
+    for (size_t r = 0; r < a->nruns; r++)
+        if (a->runs[r].nitems > 1)
+            qsort(a->items + a->runs[r].first, a->runs[r].nitems,
+                  sizeof *a->items, cmp_item);
+}
+
 /* Union of a run's items inside its bounds; items sorted by start. */
 static int64_t covered(const struct agg *a, const struct agg_run *r)
 {
@@ -229,7 +265,7 @@ static int64_t covered(const struct agg *a, const struct agg_run *r)
         if (s < reach)
             s = reach;
         if (e > s) {
-            total += e - s;
+            total = sat_add(total, e - s);
             reach = e;
         }
     }
@@ -259,19 +295,50 @@ static void critical_path(struct agg *a, const struct agg_run *r,
         int64_t s = best->start > r->begin ? best->start : r->begin;
         if (best->stage >= 0) {
             struct agg_stage *st = a->stages[best->stage];
-            st->path_ns += best_end - s;
+            st->path_ns = sat_add(st->path_ns, best_end - s);
             if (!seen_stage[best->stage]) {
                 seen_stage[best->stage] = 1;
                 st->path_runs++;
             }
         } else {
             struct agg_queue *q = a->queues[best->queue];
-            q->path_ns += best_end - s;
+            q->path_ns = sat_add(q->path_ns, best_end - s);
             if (!seen_queue[best->queue]) {
                 seen_queue[best->queue] = 1;
                 q->path_runs++;
             }
         }
+        cur = s;
+    }
+}
+
+void agg_run_path(const struct agg *a, size_t run,
+                  void (*cb)(void *, const struct run_item *, int64_t from,
+                             int64_t to),
+                  void *arg)
+{
+    if (run >= a->nruns || !a->runs[run].has_bounds)
+        return;
+    const struct agg_run *r = &a->runs[run];
+    /* The same walk as critical_path(), handing each step to @cb. */
+    int64_t cur = r->end;
+    while (cur > r->begin) {
+        const struct run_item *best = NULL;
+        int64_t best_end = INT64_MIN;
+        for (size_t i = 0; i < r->nitems; i++) {
+            const struct run_item *it = &a->items[r->first + i];
+            if (it->start >= cur)
+                continue;
+            int64_t e = it->end < cur ? it->end : cur;
+            if (e > best_end || (e == best_end && it->end > best->end)) {
+                best = it;
+                best_end = e;
+            }
+        }
+        if (best == NULL)
+            break;
+        int64_t s = best->start > r->begin ? best->start : r->begin;
+        cb(arg, best, s, best_end);
         cur = s;
     }
 }
@@ -458,14 +525,7 @@ void agg_runs_finish(struct agg *a)
         goto out;
     int64_t first = INT64_MAX, last = INT64_MIN;
     size_t n = 0;
-    if (a->nitems > 0)
-        qsort(a->items, a->nitems, sizeof *a->items, cmp_item);
-    for (size_t i = 0, j; i < a->nitems; i = j) {
-        for (j = i; j < a->nitems && a->items[j].run == a->items[i].run; j++)
-            ;
-        a->runs[a->items[i].run].first = i;
-        a->runs[a->items[i].run].nitems = j - i;
-    }
+    group_items(a);
     for (size_t i = 0; i < a->nruns; i++) {
         struct agg_run *r = &a->runs[i];
         const struct run_item *items = a->items + r->first;
@@ -482,8 +542,8 @@ void agg_runs_finish(struct agg *a)
         r->covered_ns = covered(a, r);
         int64_t latency = r->end - r->begin;
         lat[n++] = latency;
-        rs->total_ns += latency;
-        rs->engine_ns += latency - r->covered_ns;
+        rs->total_ns = sat_add(rs->total_ns, latency);
+        rs->engine_ns = sat_add(rs->engine_ns, latency - r->covered_ns);
         if (r->begin < first)
             first = r->begin;
         if (r->end > last)
@@ -497,7 +557,8 @@ void agg_runs_finish(struct agg *a)
         const struct agg_run *r = &a->runs[sv[i].run];
         struct agg_queue *q = a->queues[sv[i].queue];
         if (r->has_bounds && r->end >= sv[i].from) {
-            q->service_total_ns += r->end - sv[i].from;
+            q->service_total_ns =
+                sat_add(q->service_total_ns, r->end - sv[i].from);
             q->service_count++;
         }
     }

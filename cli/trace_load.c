@@ -201,6 +201,11 @@ static inline void expect(struct scan *s, int want, const char *what)
 
 static void arena_put(struct scan *s, const void *src, size_t n)
 {
+    /* @src may lie in the arena itself: find it again after a realloc. */
+    const char *from = src;
+    int inside =
+        s->arena != NULL && from >= s->arena && from < s->arena + s->acap;
+    size_t off = inside ? (size_t)(from - s->arena) : 0;
     if (s->alen + n + 1 > s->acap) {
         size_t cap = s->acap ? s->acap : 4096;
         while (cap < s->alen + n + 1)
@@ -211,7 +216,7 @@ static void arena_put(struct scan *s, const void *src, size_t n)
         s->arena = a;
         s->acap = cap;
     }
-    memcpy(s->arena + s->alen, src, n);
+    memmove(s->arena + s->alen, inside ? s->arena + off : from, n);
     s->alen += n;
 }
 
@@ -635,7 +640,12 @@ static void keep_scalar(struct scan *s, struct spot *sp)
     }
 }
 
-/* A time in µs: a number, or null (*is_null). Anything else fails. */
+/*
+ * A time in µs: a number, or null (*is_null). Anything else fails, and so
+ * does a time outside TL_MIN_NS..TL_MAX_NS (a duration: 0..TL_MAX_DUR_NS
+ * for positive ones): within those bounds every sum and difference the
+ * report takes of two of them fits in 64 bits.
+ */
 static int read_time(struct scan *s, const char *key, int64_t *ns, int *is_null)
 {
     int c = peek_ws(s);
@@ -681,6 +691,22 @@ static int read_time(struct scan *s, const char *key, int64_t *ns, int *is_null)
     if (n >= sizeof t || us_text_to_ns(t, &s->res->ts_rounded, ns) != 0)
         fail_at(s, at, "\"%s\" is out of range: %.40s", key, t);
     return 1;
+}
+
+/* read_time within the bounds of @key ("ts" or "dur"). */
+static int read_time_bounded(struct scan *s, const char *key, int64_t *ns,
+                             int *is_null)
+{
+    uint64_t at = offset_of(s);
+    int got = read_time(s, key, ns, is_null);
+    if (got && key[0] == 't' && (*ns < TL_MIN_NS || *ns > TL_MAX_NS))
+        fail_at(s, at,
+                "\"ts\" is out of range: %lld ns (allowed: %lld to %lld)",
+                (long long)*ns, (long long)TL_MIN_NS, (long long)TL_MAX_NS);
+    if (got && key[0] == 'd' && *ns > TL_MAX_DUR_NS)
+        fail_at(s, at, "\"dur\" is out of range: %lld ns (at most %lld)",
+                (long long)*ns, (long long)TL_MAX_DUR_NS);
+    return got;
 }
 
 /*
@@ -875,10 +901,10 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
             read_id2(s, &id);
         } else if (keyis(s, &k, "ts")) {
             int is_null = 0;
-            ev.has_ts = read_time(s, "ts", &ev.ts_ns, &is_null);
+            ev.has_ts = read_time_bounded(s, "ts", &ev.ts_ns, &is_null);
         } else if (keyis(s, &k, "dur")) {
             int is_null = 0;
-            ev.has_dur = read_time(s, "dur", &ev.dur_ns, &is_null);
+            ev.has_dur = read_time_bounded(s, "dur", &ev.dur_ns, &is_null);
             ev.dur_null = is_null;
         } else if (keyis(s, &k, "args")) {
             ev.nargs = 0;

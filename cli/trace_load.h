@@ -24,6 +24,12 @@
 
 #define TL_MAX_STRING (1u << 20) /* longest name, category, id kept */
 #define TL_MAX_ARGS 16           /* numeric args kept per event */
+/* Times accepted, in ns: ts from -2^60 (36 years before 1970, or before
+ * any trace's start) to 2^62 (the year 2116), durations up to 2^61 (73
+ * years). A sum or difference of two never overflows 64 bits. */
+#define TL_MIN_NS (-((int64_t)1 << 60))
+#define TL_MAX_NS ((int64_t)1 << 62)
+#define TL_MAX_DUR_NS ((int64_t)1 << 61)
 
 /* A decoded string; p is NUL-terminated, len excludes the NUL. */
 struct tl_str {
