@@ -78,7 +78,8 @@ static void usage(FILE *f)
           "                    ./stageprof_record_<YYYY_MM_DD_HH_MM_SS>\n"
           "  --format=FORMAT, --top=N, --from=TIME, --to=TIME,\n"
           "  --category=LIST, --thread=TEXT, --name=TEXT, --regex,\n"
-          "  --exact-limit=N   as for 'stageprof report'\n"
+          "  --exact-limit=N, --html=FILE\n"
+          "                    as for 'stageprof report'\n"
           "  -h, --help        show this help\n"
           "\n"
           "The global options (-v, -q, --color) are accepted as well.\n"
@@ -480,7 +481,8 @@ int cmd_record(struct cli_ctx *ctx, int argc, char **argv)
         OPT_THREAD,
         OPT_NAME,
         OPT_REGEX,
-        OPT_EXACT_LIMIT
+        OPT_EXACT_LIMIT,
+        OPT_HTML
     };
     /* "+": stop at COMMAND, so that its options stay its own. */
     static const char shortopts[] = "+:o:" CLI_GLOBAL_SHORTOPTS;
@@ -496,6 +498,7 @@ int cmd_record(struct cli_ctx *ctx, int argc, char **argv)
         {"name", required_argument, NULL, OPT_NAME},
         {"regex", no_argument, NULL, OPT_REGEX},
         {"exact-limit", required_argument, NULL, OPT_EXACT_LIMIT},
+        {"html", required_argument, NULL, OPT_HTML},
         CLI_GLOBAL_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -521,6 +524,7 @@ int cmd_record(struct cli_ctx *ctx, int argc, char **argv)
         case OPT_THREAD:
         case OPT_NAME:
         case OPT_EXACT_LIMIT:
+        case OPT_HTML:
             args_take(ctx, &report_opts,
                       xprintf(ctx, "--%s=%s", longopts[li].name, optarg));
             break;

@@ -164,6 +164,16 @@ def check_json(work, sp, demo, crash):
     ensure(len(csv) == 2 and csv[0].startswith("Stage,Duration_s,Category")
            and csv[1].startswith("infer,") and ",compute,%d," % FRAMES
            in csv[1], "CSV of the compute stages:\n%s" % p.stdout)
+    # --html reaches report: the page is written beside the text output.
+    p = record(sp, ["-o", "out5", "--html=page.html"] + demo_argv(demo),
+               cwd=work)
+    page = os.path.join(work, "page.html")
+    ensure(os.path.isfile(page) and "bottleneck:" in p.stdout,
+           "--html=page.html made no page:\n%s" % p.stdout)
+    with open(page, encoding="utf-8") as f:
+        html = f.read()
+    ensure(html.count("<svg") >= 3 and "infer" in html,
+           "the page holds no charts of the demo's stages")
 
 
 def check_exit_status(work, sp, demo, crash):
