@@ -191,16 +191,18 @@ static long stage_of(struct agg *a, const struct tl_event *ev, int async)
     return (long)e->value;
 }
 
-static int same(const char *have, const struct tl_str *s)
+/* Bytes, not C strings: a \u0000 inside a pid or tid is part of it. */
+static int same(const char *have, size_t len, const struct tl_str *s)
 {
-    return strlen(have) == s->len && memcmp(have, s->p, s->len) == 0;
+    return len == s->len && memcmp(have, s->p, s->len) == 0;
 }
 
 static struct agg_thread *thread_of(struct agg *a, const struct tl_event *ev)
 {
     /* Events of one thread tend to come together. */
     struct agg_thread *last = a->last_thread;
-    if (last != NULL && same(last->tid, &ev->tid) && same(last->pid, &ev->pid))
+    if (last != NULL && same(last->tid, last->tid_len, &ev->tid) &&
+        same(last->pid, last->pid_len, &ev->pid))
         return last;
     a->last_thread = NULL;
     struct tl_str parts[2] = {ev->pid, ev->tid};
@@ -219,6 +221,8 @@ static struct agg_thread *thread_of(struct agg *a, const struct tl_event *ev)
     }
     t->pid = dup_bytes(ev->pid.p, ev->pid.len);
     t->tid = dup_bytes(ev->tid.p, ev->tid.len);
+    t->pid_len = ev->pid.len;
+    t->tid_len = ev->tid.len;
     a->threads[a->nthreads] = t;
     e->value = a->nthreads++;
     if (t->pid == NULL || t->tid == NULL)

@@ -47,6 +47,7 @@ struct agg_stage {
 
 struct agg_thread {
     char *pid, *tid;  /* as written in the trace */
+    size_t pid_len, tid_len;
     char *name;       /* from a thread_name metadata event, or NULL */
     uint64_t slices;  /* slices counted (in the window) */
     int64_t busy_ns;  /* union of its top-level slices */

@@ -498,9 +498,9 @@ static void print_json(const struct cli_ctx *ctx, const struct report_opts *o,
             continue;
         stageprof__sb_adds(&sb, first ? "{\"pid\":" : ",{\"pid\":");
         first = 0;
-        stageprof__json_str(&sb, t->pid, strlen(t->pid));
+        stageprof__json_str(&sb, t->pid, t->pid_len);
         stageprof__sb_adds(&sb, ",\"tid\":");
-        stageprof__json_str(&sb, t->tid, strlen(t->tid));
+        stageprof__json_str(&sb, t->tid, t->tid_len);
         stageprof__sb_adds(&sb, ",\"name\":");
         if (t->name != NULL)
             stageprof__json_str(&sb, t->name, strlen(t->name));
@@ -772,7 +772,7 @@ static void print_text(const struct cli_ctx *ctx, const struct report_opts *o,
         const char *name = t->name ? t->name : t->pid;
         printf("%-28s %-12s %8llu %11.3f %6.1f%%\n",
                cell(nb, sizeof nb, name, strlen(name), 28),
-               cell(tb, sizeof tb, t->tid, strlen(t->tid), 12),
+               cell(tb, sizeof tb, t->tid, t->tid_len, 12),
                (unsigned long long)t->slices, (double)t->busy_ns / 1e6,
                wall_ns(a) > 0 ? 100.0 * (double)t->busy_ns / (double)wall_ns(a)
                               : 0.0);

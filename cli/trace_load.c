@@ -511,15 +511,18 @@ static int us_text_to_ns(const char *t, int *rounded, int64_t *out)
         /* The digits below 1 ns go; the first of them decides. */
         int last = 0;
         for (; exp10 < 0; exp10++) {
-            if (m == 0 && !sticky)
+            if (m == 0) {
+                /* Nothing left to divide: what remains is below 1 ns. */
+                last = 0;
                 break;
+            }
             last = (int)(m % 10);
             sticky |= last != 0;
             m /= 10;
         }
         dropped = last;
     }
-    for (; exp10 > 0; exp10--) {
+    for (; exp10 > 0 && m != 0; exp10--) {
         if (m > UINT64_MAX / 10)
             return -1;
         m *= 10;
@@ -755,7 +758,7 @@ static void read_key(struct scan *s, struct key *k)
 static struct spot key_keep(struct scan *s, const struct key *k)
 {
     struct spot sp = {0, k->len, 1};
-    if (k->p >= s->arena && k->p < s->arena + s->alen) {
+    if (s->arena != NULL && k->p >= s->arena && k->p < s->arena + s->alen) {
         sp.off = (size_t)(k->p - s->arena); /* read through the arena */
     } else {
         sp.off = s->alen;
