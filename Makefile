@@ -7,12 +7,15 @@
 #   make asan       sanitizer build in build-asan/ and its tests
 #   make tsan       sanitizer build in build-tsan/ and its tests
 #   make bench      build and run every program in bench/
+#   make fuzz       fuzz the trace reader for FUZZ_SECONDS (default 600) in
+#                   build-fuzz/, built with clang, ASan and UBSan
 #   make install    install into $(PREFIX) (default /usr/local)
 #   make format     clang-format the C sources in place
 #   make clean      remove the build directories
 #
 # Variables: WERROR=ON turns warnings into errors (CI), JOBS=N parallelism,
-# PREFIX for install, BUILD_TYPE for the main build.
+# PREFIX for install, BUILD_TYPE for the main build, FUZZ_SECONDS for
+# make fuzz.
 
 # The build tool CMake drives is make too: keep its output to the point.
 MAKEFLAGS += --no-print-directory
@@ -51,8 +54,8 @@ C_SOURCES = $(shell git ls-files -co --exclude-standard -- \
 	'include/*.h' 'src/*.[ch]' 'cli/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' \
 	'examples/*.[ch]' 2>/dev/null)
 
-.PHONY: all deps configure build run test test-build asan tsan bench install \
-	format format-check clean
+.PHONY: all deps configure build run test test-build asan tsan bench \
+	fuzz install format format-check clean
 
 all: build
 
@@ -66,7 +69,8 @@ configure: deps
 build: configure
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
 
-# The detection workflow on darknet, traced; then the report of its trace.
+# The detection workflow on darknet, traced; then the report of its trace,
+# also as a page beside it.
 DETECT := $(BUILD)/examples/detect_workflow/detect_workflow
 DETECT_OUT := $(BUILD)/detect_output
 
@@ -78,8 +82,10 @@ run: build
 	@echo "+ STAGEPROF_ENABLE=1 $(DETECT) --out $(DETECT_OUT)"
 	@STAGEPROF_ENABLE=1 $(DETECT) --out $(DETECT_OUT)
 	@trace=$$(ls -t inference_profiling/workflow_execution_*.json* | head -n 1); \
-	echo; echo "+ $(BUILD)/stageprof report $$trace"; \
-	$(BUILD)/stageprof report "$$trace"
+	page=$${trace%%.json*}.html; \
+	echo; echo "+ $(BUILD)/stageprof report --html=$$page $$trace"; \
+	$(BUILD)/stageprof report --html="$$page" "$$trace" && \
+	echo && echo "make run: the report as a page: $$page (open it in a browser)"
 
 # Every stage runs even when an earlier one failed, so one CI log shows all
 # failures; the target fails if any stage did.
@@ -118,6 +124,19 @@ bench: deps
 	if [ $$found -eq 0 ]; then echo "make bench: no programs in bench/ yet"; fi; \
 	exit $$status
 
+# The fuzzer of `stageprof report`'s trace reader (tests/fuzz/): its own
+# tree, configured with clang and ASan+UBSan; the corpus it grows is kept
+# in build-fuzz/fuzz-corpus between runs, findings go to
+# build-fuzz/fuzz-artifacts.
+FUZZ_SECONDS ?= 600
+FUZZ_CC ?= clang
+BUILD_FUZZ := build-fuzz
+
+fuzz: deps
+	@sh tests/fuzz/run_fuzz.sh --build=$(BUILD_FUZZ) \
+		--seconds=$(FUZZ_SECONDS) --jobs=$(JOBS) --cmake=$(CMAKE) \
+		--clang="$$(command -v $(FUZZ_CC) || true)"
+
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
@@ -128,4 +147,4 @@ format-check:
 	clang-format --dry-run --Werror $(C_SOURCES)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)
