@@ -6,7 +6,11 @@
 #   make deps       install missing build and test dependencies
 #   make asan       sanitizer build in build-asan/ and its tests
 #   make tsan       sanitizer build in build-tsan/ and its tests
-#   make bench      build and run every program in bench/
+#   make bench      build and run every program in bench/ (the C ones;
+#                   not bench-report)
+#   make bench-report  the speed and memory of `stageprof report` on a
+#                   generated 1 GiB trace beside Python json and jq:
+#                   minutes, about 7 GB of memory, 1.1 GB kept in /tmp
 #   make fuzz       fuzz the trace reader for FUZZ_SECONDS (default 600) in
 #                   build-fuzz/, built with clang, ASan and UBSan
 #   make install    install into $(PREFIX) (default /usr/local)
@@ -15,7 +19,8 @@
 #
 # Variables: WERROR=ON turns warnings into errors (CI), JOBS=N parallelism,
 # PREFIX for install, BUILD_TYPE for the main build, FUZZ_SECONDS for
-# make fuzz.
+# make fuzz, BENCH_REPORT_ARGS for make bench-report (e.g.
+# "--size-mb 64 --skip-baselines" for a run of seconds).
 
 # The build tool CMake drives is make too: keep its output to the point.
 MAKEFLAGS += --no-print-directory
@@ -55,7 +60,7 @@ C_SOURCES = $(shell git ls-files -co --exclude-standard -- \
 	'examples/*.[ch]' 2>/dev/null)
 
 .PHONY: all deps configure build run test test-build asan tsan bench \
-	fuzz install format format-check clean
+	bench-report fuzz install format format-check clean
 
 all: build
 
@@ -123,6 +128,15 @@ bench: deps
 	done; \
 	if [ $$found -eq 0 ]; then echo "make bench: no programs in bench/ yet"; fi; \
 	exit $$status
+
+# On demand only (it takes minutes and GiB of memory): bench/*.py is not
+# built into build/bench/, so `make bench` does not run it.
+PYTHON ?= python3
+BENCH_REPORT_ARGS ?=
+
+bench-report: build
+	$(PYTHON) bench/bench_report.py --stageprof $(BUILD)/stageprof \
+		$(BENCH_REPORT_ARGS)
 
 # The fuzzer of `stageprof report`'s trace reader (tests/fuzz/): its own
 # tree, configured with clang and ASan+UBSan; the corpus it grows is kept
