@@ -37,7 +37,7 @@ struct be {
 /* String map -------------------------------------------------------------- */
 
 /* Eight bytes at a time, each step mixed by a multiply and a shift. */
-static uint64_t hash_bytes(const void *p, size_t n)
+uint64_t hash_bytes(const void *p, size_t n)
 {
     const unsigned char *b = p;
     uint64_t h = 0x9e3779b97f4a7c15u ^ n, w;

@@ -46,7 +46,7 @@ struct agg_stage {
 #define AGG_EXACT_LIMIT 8000000
 
 struct agg_thread {
-    char *pid, *tid;  /* as written in the trace */
+    char *pid, *tid; /* as written in the trace */
     size_t pid_len, tid_len;
     char *name;       /* from a thread_name metadata event, or NULL */
     uint64_t slices;  /* slices counted (in the window) */
@@ -159,8 +159,9 @@ struct agg {
     uint64_t seq;
     struct strmap *run_map, *queue_map;
     size_t runs_cap, queues_cap;
-    struct flow_ev *flows;
-    size_t nflows, flows_cap;
+    struct flow_table *flows_open; /* hand-off ends awaiting the other */
+    struct service *svc;           /* hand-offs that carried a run */
+    size_t nsvc, svc_cap;
     struct run_item *items; /* every run's work, one array */
     size_t nitems, items_cap;
     int has_run_args, has_profiler_step;

@@ -51,6 +51,9 @@ static inline int64_t sat_add(int64_t a, int64_t b)
     return a + b;
 }
 
+/* A 64-bit hash of @n bytes. */
+uint64_t hash_bytes(const void *p, size_t n);
+
 /* Grow *@p (of *@cap elements of @size) to hold @n; 0 or -1. */
 int grow(void *p, size_t *cap, size_t n, size_t size);
 /* A NUL-terminated copy of @n bytes, or NULL. */

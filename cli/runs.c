@@ -26,13 +26,6 @@
 #include "agg.h"
 #include "agg_impl.h"
 
-struct flow_ev {
-    int64_t ts;
-    uint64_t seq;
-    uint32_t key, queue, run;
-    int start;
-};
-
 /* Building --------------------------------------------------------------- */
 
 static long add_run(struct agg *a, uint64_t id)
@@ -91,22 +84,133 @@ static long queue_of(struct agg *a, const struct tl_str *name)
     return (long)e->value;
 }
 
+/* A service time: from a hand-off to the end of the run it carried. */
+struct service {
+    uint32_t run, queue;
+    int64_t from;
+};
+
+/*
+ * Hand-offs are paired as their ends arrive: a table holds the ends still
+ * waiting for their other end (in Kineto's layout and stageprof's the two
+ * are near each other), so memory grows with the hand-offs open at once,
+ * not with all of them. A key (category, id, name) is expected to carry
+ * one start and one end at a time; a start followed by another start
+ * keeps the later one, and an end earlier in time than its start is
+ * dropped.
+ */
+struct pend {
+    uint64_t hash;
+    char *key; /* NULL: a free slot; PEND_GONE: one removed */
+    size_t len;
+    int64_t ts;
+    uint32_t run, queue;
+    int start;
+};
+
+struct flow_table {
+    struct pend *e;
+    size_t cap, used; /* used: slots not free (live or removed) */
+};
+
+static char pend_gone_mark;
+#define PEND_GONE (&pend_gone_mark)
+
+/* The slot of @key, or the free slot where it would go; NULL on OOM. */
+static struct pend *pend_find(struct flow_table *ft, const char *key,
+                              size_t len, uint64_t h)
+{
+    if (ft->cap == 0 || 2 * (ft->used + 1) > ft->cap) {
+        /* Rebuild (twice as large when mostly live): removed slots go. */
+        size_t live = 0;
+        for (size_t i = 0; i < ft->cap; i++)
+            live += ft->e[i].key != NULL && ft->e[i].key != PEND_GONE;
+        size_t cap = ft->cap ? ft->cap : 64;
+        while (4 * (live + 1) > cap)
+            cap *= 2;
+        struct pend *e = calloc(cap, sizeof *e);
+        if (e == NULL)
+            return NULL;
+        for (size_t i = 0; i < ft->cap; i++) {
+            if (ft->e[i].key == NULL || ft->e[i].key == PEND_GONE)
+                continue;
+            size_t j = ft->e[i].hash & (cap - 1);
+            while (e[j].key != NULL)
+                j = (j + 1) & (cap - 1);
+            e[j] = ft->e[i];
+        }
+        free(ft->e);
+        ft->e = e;
+        ft->cap = cap;
+        ft->used = live;
+    }
+    struct pend *free_slot = NULL;
+    for (size_t i = h & (ft->cap - 1);; i = (i + 1) & (ft->cap - 1)) {
+        struct pend *p = &ft->e[i];
+        if (p->key == NULL)
+            return free_slot != NULL ? free_slot : p;
+        if (p->key == PEND_GONE) {
+            if (free_slot == NULL)
+                free_slot = p;
+        } else if (p->hash == h && p->len == len &&
+                   memcmp(p->key, key, len) == 0) {
+            return p;
+        }
+    }
+}
+
+static void flow_table_free(struct agg *a)
+{
+    struct flow_table *ft = a->flows_open;
+    if (ft == NULL)
+        return;
+    for (size_t i = 0; i < ft->cap; i++)
+        if (ft->e[i].key != PEND_GONE)
+            free(ft->e[i].key);
+    free(ft->e);
+    free(ft);
+    a->flows_open = NULL;
+}
+
+static void pend_remove(struct pend *p)
+{
+    free(p->key);
+    p->key = PEND_GONE;
+}
+
+/* One hand-off: its wait joins its queue and, with a run, the run. */
+static void handoff(struct agg *a, int64_t s_ts, uint32_t s_run, int64_t f_ts,
+                    uint32_t f_run, uint32_t queue)
+{
+    struct agg_queue *q = a->queues[queue];
+    int64_t wait = f_ts - s_ts;
+    if (grow(&q->waits, &q->cap, q->nwaits + 1, sizeof *q->waits) == 0)
+        q->waits[q->nwaits++] = wait;
+    q->count++;
+    q->wait_total_ns = sat_add(q->wait_total_ns, wait);
+    if (wait > q->wait_max_ns)
+        q->wait_max_ns = wait;
+    uint32_t run = s_run != NO_RUN ? s_run : f_run;
+    if (run == NO_RUN)
+        return;
+    agg_run_item(a, run, s_ts, wait, -1, queue);
+    if (grow(&a->svc, &a->svc_cap, a->nsvc + 1, sizeof *a->svc) == 0)
+        a->svc[a->nsvc++] = (struct service){run, queue, f_ts};
+}
+
 void agg_flow_event(struct agg *a, const struct tl_event *ev,
                     struct agg_thread *t, int start)
 {
     if (!ev->has_ts)
         return;
-    /* The key differs from an async span's: four parts, not three. */
-    struct tl_str parts[4] = {ev->cat, ev->id, ev->name, {"flow", 4}};
-    size_t len = make_key(a->keybuf, KEY_MAX, parts, 4);
-    struct strmap_entry *e =
-        len ? strmap_get(a->async_map, a->keybuf, len) : NULL;
+    struct tl_str parts[3] = {ev->cat, ev->id, ev->name};
+    size_t len = make_key(a->keybuf, KEY_MAX, parts, 3);
     long q = queue_of(a, &ev->name);
-    if (e == NULL || q < 0 ||
-        grow(&a->flows, &a->flows_cap, a->nflows + 1, sizeof *a->flows) != 0)
+    if (len == 0 || q < 0)
         return;
-    if (e->value == SIZE_MAX)
-        e->value = a->async_map->n - 1;
+    if (a->flows_open == NULL &&
+        (a->flows_open = calloc(1, sizeof *a->flows_open)) == NULL)
+        return;
     uint32_t run = NO_RUN;
     if (ev->has_run) {
         long r = agg_run_of(a, ev->run);
@@ -114,19 +218,45 @@ void agg_flow_event(struct agg *a, const struct tl_event *ev,
         run = r < 0 ? NO_RUN : (uint32_t)r;
     }
     *(start ? &t->flow_starts : &t->flow_ends) += 1;
-    a->flows[a->nflows++] = (struct flow_ev){
-        ev->ts_ns, a->seq++, (uint32_t)e->value, (uint32_t)q, run, start};
+    uint64_t h = hash_bytes(a->keybuf, len);
+    struct pend *p = pend_find(a->flows_open, a->keybuf, len, h);
+    if (p == NULL)
+        return;
+    int found = p->key != NULL && p->key != PEND_GONE;
+    if (found && p->start != start) {
+        const struct pend *s = start ? NULL : p;
+        int64_t s_ts = start ? ev->ts_ns : s->ts;
+        int64_t f_ts = start ? p->ts : ev->ts_ns;
+        if (s_ts <= f_ts) {
+            handoff(a, s_ts, start ? run : p->run, f_ts, start ? p->run : run,
+                    (uint32_t)q);
+            pend_remove(p);
+            return;
+        }
+        /* The end lies before the start: it is dropped, a start kept. */
+        if (start) {
+            p->ts = ev->ts_ns;
+            p->run = run;
+            p->start = 1;
+        }
+        return;
+    }
+    if (!found) {
+        char *key = malloc(len);
+        if (key == NULL)
+            return;
+        memcpy(key, a->keybuf, len);
+        if (p->key == NULL)
+            a->flows_open->used++;
+        *p = (struct pend){h, key, len, 0, 0, 0, 0};
+    }
+    p->ts = ev->ts_ns;
+    p->run = run;
+    p->queue = (uint32_t)q;
+    p->start = start;
 }
 
 /* Finishing -------------------------------------------------------------- */
-
-static int cmp_flow(const void *x, const void *y)
-{
-    const struct flow_ev *a = x, *b = y;
-    if (a->ts != b->ts)
-        return a->ts < b->ts ? -1 : 1;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
 
 static int cmp_i64(const void *x, const void *y)
 {
@@ -158,56 +288,6 @@ static double pct(const int64_t *v, size_t n, double p)
     if (lo + 1 >= n)
         return (double)v[n - 1];
     return (double)v[lo] + (rank - (double)lo) * (double)(v[lo + 1] - v[lo]);
-}
-
-/* A service time: from a hand-off to the end of the run it carried. */
-struct service {
-    uint32_t run, queue;
-    int64_t from;
-};
-
-/* Pair hand-offs in time order; their waits join their runs. */
-static void pair_flows(struct agg *a, struct service **sv, size_t *nsv)
-{
-    size_t nkeys = a->async_map->n, cap = 0;
-    size_t *open = malloc((nkeys + 1) * sizeof *open);
-    *sv = NULL;
-    *nsv = 0;
-    if (open == NULL)
-        return;
-    for (size_t k = 0; k <= nkeys; k++)
-        open[k] = SIZE_MAX;
-    if (a->nflows > 0)
-        qsort(a->flows, a->nflows, sizeof *a->flows, cmp_flow);
-    for (size_t i = 0; i < a->nflows; i++) {
-        const struct flow_ev *f = &a->flows[i];
-        if (f->start) {
-            open[f->key] = i;
-            continue;
-        }
-        if (open[f->key] == SIZE_MAX)
-            continue;
-        const struct flow_ev *s = &a->flows[open[f->key]];
-        open[f->key] = SIZE_MAX;
-        struct agg_queue *q = a->queues[f->queue];
-        int64_t wait = f->ts - s->ts;
-        if (grow(&q->waits, &q->cap, q->nwaits + 1, sizeof *q->waits) == 0)
-            q->waits[q->nwaits++] = wait;
-        q->count++;
-        q->wait_total_ns = sat_add(q->wait_total_ns, wait);
-        if (wait > q->wait_max_ns)
-            q->wait_max_ns = wait;
-        uint32_t run = s->run != NO_RUN ? s->run : f->run;
-        if (run == NO_RUN)
-            continue;
-        agg_run_item(a, run, s->ts, wait, -1, f->queue);
-        if (grow(sv, &cap, *nsv + 1, sizeof **sv) == 0)
-            (*sv)[(*nsv)++] = (struct service){run, f->queue, f->ts};
-    }
-    free(open);
-    free(a->flows);
-    a->flows = NULL;
-    a->nflows = a->flows_cap = 0;
 }
 
 /*
@@ -510,10 +590,9 @@ static void verdict(struct agg *a)
 void agg_runs_finish(struct agg *a)
 {
     struct agg_runs *rs = &a->rs;
-    struct service *sv;
-    size_t nsv;
+    const struct service *sv = a->svc;
+    size_t nsv = a->nsvc;
     rs->bottleneck = -1;
-    pair_flows(a, &sv, &nsv);
     rs->kind = a->has_run_args        ? AGG_RUNS_STAGEPROF
                : a->has_profiler_step ? AGG_RUNS_PROFILER_STEP
                : a->nruns             ? AGG_RUNS_TOP_LEVEL
@@ -611,7 +690,11 @@ out:
     free(lat);
     free(seen_stage);
     free(seen_queue);
-    free(sv);
+    /* Hand-offs never completed are dropped with their table. */
+    flow_table_free(a);
+    free(a->svc);
+    a->svc = NULL;
+    a->nsvc = a->svc_cap = 0;
 }
 
 void agg_runs_fini(struct agg *a)
@@ -623,12 +706,14 @@ void agg_runs_fini(struct agg *a)
     }
     free(a->runs);
     free(a->queues);
-    free(a->flows);
+    flow_table_free(a);
+    free(a->svc);
+    a->svc = NULL;
+    a->nsvc = a->svc_cap = 0;
     free(a->items);
     a->items = NULL;
     a->nitems = a->items_cap = 0;
     a->runs = NULL;
     a->queues = NULL;
-    a->flows = NULL;
-    a->nruns = a->nqueues = a->nflows = 0;
+    a->nruns = a->nqueues = 0;
 }
