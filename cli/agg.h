@@ -189,6 +189,8 @@ void agg_flow_event(struct agg *a, const struct tl_event *ev,
                     struct agg_thread *t, int start);
 /* After agg_finish's stages: runs, paths, queues, the verdict. */
 void agg_runs_finish(struct agg *a);
+/* qsort order of stage pointers: most critical-path time first. */
+int agg_cmp_path(const void *x, const void *y);
 /*
  * agg_run_path - the critical path of run @run (an index in a->runs),
  * after agg_finish, by the rule agg_runs_finish charges: walking back from

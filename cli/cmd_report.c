@@ -328,15 +328,6 @@ static const char *producer(const struct file_result *files, size_t n)
 static const char *const run_kinds[] = {"none", "stageprof", "profiler_step",
                                         "top_level"};
 
-static int cmp_path(const void *x, const void *y)
-{
-    const struct agg_stage *a = *(const struct agg_stage *const *)x;
-    const struct agg_stage *b = *(const struct agg_stage *const *)y;
-    if (a->path_ns != b->path_ns)
-        return a->path_ns > b->path_ns ? -1 : 1;
-    return strcmp(a->name, b->name);
-}
-
 /* The stages on critical paths, most time first; count in *n. */
 static struct agg_stage **on_path(const struct cli_ctx *ctx,
                                   const struct agg *a, size_t *n)
@@ -348,7 +339,7 @@ static struct agg_stage **on_path(const struct cli_ctx *ctx,
     for (size_t i = 0; i < a->nstages; i++)
         if (a->stages[i]->path_ns > 0)
             v[(*n)++] = a->stages[i];
-    qsort(v, *n, sizeof *v, cmp_path);
+    qsort(v, *n, sizeof *v, agg_cmp_path);
     return v;
 }
 

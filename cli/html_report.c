@@ -416,16 +416,6 @@ static void legend(struct strbuf *sb, struct agg_stage *const *v, size_t n)
 /* Verdict                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static int cmp_path(const void *x, const void *y)
-{
-    const struct agg_stage *a = *(const struct agg_stage *const *)x;
-    const struct agg_stage *b = *(const struct agg_stage *const *)y;
-    if (a->path_ns != b->path_ns)
-        return a->path_ns > b->path_ns ? -1 : 1;
-    int c = strcmp(a->name, b->name);
-    return c ? c : strcmp(a->cat, b->cat);
-}
-
 static double pct_of(double part, double whole)
 {
     return whole > 0 ? 100.0 * part / whole : 0.0;
@@ -453,7 +443,7 @@ static void path_table(struct strbuf *sb, const struct agg *a)
     for (size_t i = 0; i < a->nstages; i++)
         if (a->stages[i]->path_ns > 0)
             v[n++] = a->stages[i];
-    qsort(v, n, sizeof *v, cmp_path);
+    qsort(v, n, sizeof *v, agg_cmp_path);
     stageprof__sb_addf(sb,
                        "<table class=\"path\"><caption>Time on the critical "
                        "paths of the %llu runs</caption>\n<tr><th>stage</th>"

@@ -352,44 +352,41 @@ static int64_t covered(const struct agg *a, const struct agg_run *r)
     return total;
 }
 
-/* Walk back from the run's end, charging each item on the path. */
-static void critical_path(struct agg *a, const struct agg_run *r,
-                          unsigned char *seen_stage, unsigned char *seen_queue)
+/* Seen stages and queues of one run, charged as its path is walked. */
+struct charge {
+    struct agg *a;
+    unsigned char *seen_stage, *seen_queue;
+};
+
+static void charge_step(void *arg, const struct run_item *it, int64_t from,
+                        int64_t to)
 {
-    int64_t cur = r->end;
-    while (cur > r->begin) {
-        const struct run_item *best = NULL;
-        int64_t best_end = INT64_MIN;
-        for (size_t i = 0; i < r->nitems; i++) {
-            const struct run_item *it = &a->items[r->first + i];
-            if (it->start >= cur)
-                continue;
-            int64_t e = it->end < cur ? it->end : cur;
-            if (e > best_end || (e == best_end && it->end > best->end)) {
-                best = it;
-                best_end = e;
-            }
+    struct charge *c = arg;
+    if (it->stage >= 0) {
+        struct agg_stage *st = c->a->stages[it->stage];
+        st->path_ns = sat_add(st->path_ns, to - from);
+        if (!c->seen_stage[it->stage]) {
+            c->seen_stage[it->stage] = 1;
+            st->path_runs++;
         }
-        if (best == NULL)
-            break;
-        int64_t s = best->start > r->begin ? best->start : r->begin;
-        if (best->stage >= 0) {
-            struct agg_stage *st = a->stages[best->stage];
-            st->path_ns = sat_add(st->path_ns, best_end - s);
-            if (!seen_stage[best->stage]) {
-                seen_stage[best->stage] = 1;
-                st->path_runs++;
-            }
-        } else {
-            struct agg_queue *q = a->queues[best->queue];
-            q->path_ns = sat_add(q->path_ns, best_end - s);
-            if (!seen_queue[best->queue]) {
-                seen_queue[best->queue] = 1;
-                q->path_runs++;
-            }
+    } else {
+        struct agg_queue *q = c->a->queues[it->queue];
+        q->path_ns = sat_add(q->path_ns, to - from);
+        if (!c->seen_queue[it->queue]) {
+            c->seen_queue[it->queue] = 1;
+            q->path_runs++;
         }
-        cur = s;
     }
+}
+
+int agg_cmp_path(const void *x, const void *y)
+{
+    const struct agg_stage *a = *(const struct agg_stage *const *)x;
+    const struct agg_stage *b = *(const struct agg_stage *const *)y;
+    if (a->path_ns != b->path_ns)
+        return a->path_ns > b->path_ns ? -1 : 1;
+    int c = strcmp(a->name, b->name);
+    return c ? c : strcmp(a->cat, b->cat);
 }
 
 void agg_run_path(const struct agg *a, size_t run,
@@ -400,7 +397,8 @@ void agg_run_path(const struct agg *a, size_t run,
     if (run >= a->nruns || !a->runs[run].has_bounds)
         return;
     const struct agg_run *r = &a->runs[run];
-    /* The same walk as critical_path(), handing each step to @cb. */
+    /* Back from the end: the item that ended last before the current
+     * time, then from its start again. */
     int64_t cur = r->end;
     while (cur > r->begin) {
         const struct run_item *best = NULL;
@@ -629,7 +627,8 @@ void agg_runs_finish(struct agg *a)
             last = r->end;
         memset(seen_stage, 0, a->nstages + 1);
         memset(seen_queue, 0, a->nqueues + 1);
-        critical_path(a, r, seen_stage, seen_queue);
+        struct charge ch = {a, seen_stage, seen_queue};
+        agg_run_path(a, i, charge_step, &ch);
     }
     rs->count = n;
     for (size_t i = 0; i < nsv; i++) {

@@ -881,24 +881,16 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
         struct key k;
         read_key(s, &k);
         /* Duplicate keys: the last one wins, as in browsers. */
-        if (keyis(s, &k, "ph")) {
-            ph.set = 0;
-            keep_scalar(s, &ph);
-        } else if (keyis(s, &k, "name")) {
-            name.set = 0;
-            keep_scalar(s, &name);
-        } else if (keyis(s, &k, "cat")) {
-            cat.set = 0;
-            keep_scalar(s, &cat);
-        } else if (keyis(s, &k, "pid")) {
-            pid.set = 0;
-            keep_scalar(s, &pid);
-        } else if (keyis(s, &k, "tid")) {
-            tid.set = 0;
-            keep_scalar(s, &tid);
-        } else if (keyis(s, &k, "id")) {
-            id.set = 0;
-            keep_scalar(s, &id);
+        struct spot *scalar = keyis(s, &k, "ph")     ? &ph
+                              : keyis(s, &k, "name") ? &name
+                              : keyis(s, &k, "cat")  ? &cat
+                              : keyis(s, &k, "pid")  ? &pid
+                              : keyis(s, &k, "tid")  ? &tid
+                              : keyis(s, &k, "id")   ? &id
+                                                     : NULL;
+        if (scalar != NULL) {
+            scalar->set = 0;
+            keep_scalar(s, scalar);
         } else if (keyis(s, &k, "id2")) {
             id.set = 0;
             read_id2(s, &id);
