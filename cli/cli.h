@@ -139,6 +139,37 @@ enum { CLI_OPT_COLOR = 0x100, CLI_OPT_COMMAND = 0x200 };
         "color", required_argument, NULL, CLI_OPT_COLOR                        \
     }
 
+/*
+ * The options of `report`, which `record` also takes and passes on as they
+ * are: one list, so the two commands cannot drift apart.
+ */
+enum {
+    CLI_REPORT_FORMAT = 0x300,
+    CLI_REPORT_TOP,
+    CLI_REPORT_FROM,
+    CLI_REPORT_TO,
+    CLI_REPORT_CATEGORY,
+    CLI_REPORT_THREAD,
+    CLI_REPORT_NAME,
+    CLI_REPORT_REGEX,
+    CLI_REPORT_EXACT_LIMIT,
+    CLI_REPORT_HTML,
+    CLI_REPORT_END /* one past the last */
+};
+#define CLI_REPORT_LONGOPTS                                                    \
+    {"format", required_argument, NULL, CLI_REPORT_FORMAT},                    \
+        {"top", required_argument, NULL, CLI_REPORT_TOP},                      \
+        {"from", required_argument, NULL, CLI_REPORT_FROM},                    \
+        {"to", required_argument, NULL, CLI_REPORT_TO},                        \
+        {"category", required_argument, NULL, CLI_REPORT_CATEGORY},            \
+        {"thread", required_argument, NULL, CLI_REPORT_THREAD},                \
+        {"name", required_argument, NULL, CLI_REPORT_NAME},                    \
+        {"regex", no_argument, NULL, CLI_REPORT_REGEX},                        \
+        {"exact-limit", required_argument, NULL, CLI_REPORT_EXACT_LIMIT},      \
+    {                                                                          \
+        "html", required_argument, NULL, CLI_REPORT_HTML                       \
+    }
+
 /* Make the next getopt_long call start over on a new argv. */
 void cli_getopt_reset(void);
 

@@ -472,33 +472,12 @@ static void explain_no_trace(const char *cmd, const char *dir, int fresh,
 
 int cmd_record(struct cli_ctx *ctx, int argc, char **argv)
 {
-    enum {
-        OPT_FORMAT = CLI_OPT_COMMAND,
-        OPT_TOP,
-        OPT_FROM,
-        OPT_TO,
-        OPT_CATEGORY,
-        OPT_THREAD,
-        OPT_NAME,
-        OPT_REGEX,
-        OPT_EXACT_LIMIT,
-        OPT_HTML
-    };
     /* "+": stop at COMMAND, so that its options stay its own. */
     static const char shortopts[] = "+:o:" CLI_GLOBAL_SHORTOPTS;
     /* report's options, forwarded as they are (cmd_report.c). */
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, OPT_FORMAT},
-        {"top", required_argument, NULL, OPT_TOP},
-        {"from", required_argument, NULL, OPT_FROM},
-        {"to", required_argument, NULL, OPT_TO},
-        {"category", required_argument, NULL, OPT_CATEGORY},
-        {"thread", required_argument, NULL, OPT_THREAD},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"regex", no_argument, NULL, OPT_REGEX},
-        {"exact-limit", required_argument, NULL, OPT_EXACT_LIMIT},
-        {"html", required_argument, NULL, OPT_HTML},
+        CLI_REPORT_LONGOPTS,
         CLI_GLOBAL_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -516,22 +495,15 @@ int cmd_record(struct cli_ctx *ctx, int argc, char **argv)
                 cli_usage_error(ctx, "-o wants a directory, not ''");
             out = optarg;
             break;
-        case OPT_FORMAT:
-        case OPT_TOP:
-        case OPT_FROM:
-        case OPT_TO:
-        case OPT_CATEGORY:
-        case OPT_THREAD:
-        case OPT_NAME:
-        case OPT_EXACT_LIMIT:
-        case OPT_HTML:
-            args_take(ctx, &report_opts,
-                      xprintf(ctx, "--%s=%s", longopts[li].name, optarg));
-            break;
-        case OPT_REGEX:
-            args_add(ctx, &report_opts, "--regex");
-            break;
         default:
+            if (c >= CLI_REPORT_FORMAT && c < CLI_REPORT_END && li >= 0) {
+                /* One of report's: passed on as it came. */
+                const struct option *o = &longopts[li];
+                args_take(ctx, &report_opts,
+                          o->has_arg ? xprintf(ctx, "--%s=%s", o->name, optarg)
+                                     : xprintf(ctx, "--%s", o->name));
+                break;
+            }
             cli_global_option(ctx, c, argv, shortopts);
             break;
         }

@@ -931,30 +931,9 @@ static void write_html(const struct cli_ctx *ctx, const struct report_opts *o,
 
 int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
 {
-    enum {
-        OPT_FORMAT = CLI_OPT_COMMAND,
-        OPT_TOP,
-        OPT_FROM,
-        OPT_TO,
-        OPT_CATEGORY,
-        OPT_THREAD,
-        OPT_NAME,
-        OPT_REGEX,
-        OPT_EXACT_LIMIT,
-        OPT_HTML
-    };
     static const char shortopts[] = ":" CLI_GLOBAL_SHORTOPTS;
     static const struct option longopts[] = {
-        {"format", required_argument, NULL, OPT_FORMAT},
-        {"top", required_argument, NULL, OPT_TOP},
-        {"from", required_argument, NULL, OPT_FROM},
-        {"to", required_argument, NULL, OPT_TO},
-        {"category", required_argument, NULL, OPT_CATEGORY},
-        {"thread", required_argument, NULL, OPT_THREAD},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"regex", no_argument, NULL, OPT_REGEX},
-        {"exact-limit", required_argument, NULL, OPT_EXACT_LIMIT},
-        {"html", required_argument, NULL, OPT_HTML},
+        CLI_REPORT_LONGOPTS,
         CLI_GLOBAL_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -966,12 +945,12 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
         case 'h':
             usage(stdout);
             return CLI_EXIT_OK;
-        case OPT_FORMAT:
+        case CLI_REPORT_FORMAT:
             o.format = cli_parse_format(ctx, optarg,
                                         CLI_FORMAT_TEXT | CLI_FORMAT_CSV |
                                             CLI_FORMAT_JSON | CLI_FORMAT_MD);
             break;
-        case OPT_TOP:
+        case CLI_REPORT_TOP:
             errno = 0;
             o.top = strtol(optarg, &end, 10);
             if (*optarg < '0' || *optarg > '9' || *end != '\0' || errno ||
@@ -981,30 +960,30 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
                                 "not '%s'",
                                 optarg);
             break;
-        case OPT_FROM:
-        case OPT_TO: {
-            int64_t *dst = c == OPT_FROM ? &o.agg.from_ns : &o.agg.to_ns;
+        case CLI_REPORT_FROM:
+        case CLI_REPORT_TO: {
+            int64_t *dst = c == CLI_REPORT_FROM ? &o.agg.from_ns : &o.agg.to_ns;
             if (parse_time(optarg, dst) != 0)
                 cli_usage_error(ctx,
                                 "--%s wants a time with a unit (ns, us, ms, "
                                 "s), e.g. 1.5s, not '%s'",
-                                c == OPT_FROM ? "from" : "to", optarg);
-            *(c == OPT_FROM ? &o.agg.has_from : &o.agg.has_to) = 1;
+                                c == CLI_REPORT_FROM ? "from" : "to", optarg);
+            *(c == CLI_REPORT_FROM ? &o.agg.has_from : &o.agg.has_to) = 1;
             break;
         }
-        case OPT_CATEGORY:
+        case CLI_REPORT_CATEGORY:
             o.categories = optarg;
             break;
-        case OPT_THREAD:
+        case CLI_REPORT_THREAD:
             o.agg.thread = optarg;
             break;
-        case OPT_NAME:
+        case CLI_REPORT_NAME:
             o.name = optarg;
             break;
-        case OPT_REGEX:
+        case CLI_REPORT_REGEX:
             o.regex = 1;
             break;
-        case OPT_EXACT_LIMIT: {
+        case CLI_REPORT_EXACT_LIMIT: {
             errno = 0;
             unsigned long long v = strtoull(optarg, &end, 10);
             if (*optarg < '0' || *optarg > '9' || *end != '\0' || errno ||
@@ -1016,7 +995,7 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
             o.agg.exact_limit = v;
             break;
         }
-        case OPT_HTML:
+        case CLI_REPORT_HTML:
             if (*optarg == '\0')
                 cli_usage_error(ctx, "--html wants a file name");
             o.html = optarg;
