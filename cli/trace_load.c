@@ -775,22 +775,44 @@ static struct spot key_keep(struct scan *s, const struct key *k)
 
 /* "args": its numeric members (and a string "name"), the rest skipped. */
 /*
+ * At a value: 1 when it is an object with members ('{' consumed); else the
+ * value (of any other kind, or {}) is skipped and 0.
+ */
+static int object_open(struct scan *s)
+{
+    if (peek_ws(s) != '{') {
+        skip_value(s);
+        return 0;
+    }
+    s->p++;
+    if (peek_ws(s) == '}') {
+        s->p++;
+        return 0;
+    }
+    return 1;
+}
+
+/* After a member: 1 when another follows, 0 at the end of the object. */
+static int object_more(struct scan *s, const char *what)
+{
+    if (peek_ws(s) == '}') {
+        s->p++;
+        return 0;
+    }
+    expect(s, ',', what);
+    return 1;
+}
+
+/*
  * @all: keep every numeric member (a counter, or a phase not seen yet);
  * else only "run".
  */
 static void read_args(struct scan *s, struct spot *keys, struct spot *vals,
                       int *nargs, struct spot *name, int all)
 {
-    if (peek_ws(s) != '{') {
-        skip_value(s);
+    if (!object_open(s))
         return;
-    }
-    s->p++;
-    if (peek_ws(s) == '}') {
-        s->p++;
-        return;
-    }
-    for (;;) {
+    do {
         struct key k;
         read_key(s, &k);
         int c = peek_ws(s);
@@ -806,28 +828,15 @@ static void read_args(struct scan *s, struct spot *keys, struct spot *vals,
         } else {
             skip_value(s);
         }
-        c = peek_ws(s);
-        if (c == '}') {
-            s->p++;
-            return;
-        }
-        expect(s, ',', "',' or '}' in \"args\"");
-    }
+    } while (object_more(s, "',' or '}' in \"args\""));
 }
 
 /* "id2": {"local": X} or {"global": X}. */
 static void read_id2(struct scan *s, struct spot *id)
 {
-    if (peek_ws(s) != '{') {
-        skip_value(s);
+    if (!object_open(s))
         return;
-    }
-    s->p++;
-    if (peek_ws(s) == '}') {
-        s->p++;
-        return;
-    }
-    for (;;) {
+    do {
         struct key key;
         struct spot v = {0};
         read_key(s, &key);
@@ -844,13 +853,7 @@ static void read_id2(struct scan *s, struct spot *id)
             id->len = k.len + 1 + v.len;
             id->set = 1;
         }
-        int c = peek_ws(s);
-        if (c == '}') {
-            s->p++;
-            return;
-        }
-        expect(s, ',', "',' or '}' in \"id2\"");
-    }
+    } while (object_more(s, "',' or '}' in \"id2\""));
 }
 
 static struct tl_str resolve(const struct scan *s, const struct spot *sp)
@@ -996,17 +999,11 @@ static void read_events(struct scan *s, tl_event_cb cb, void *arg, int bare)
 /* stageprof's trailer: the two figures the report states. */
 static void read_summary(struct scan *s)
 {
-    if (peek_ws(s) != '{') {
-        skip_value(s);
+    if (peek_ws(s) == '{')
+        s->res->has_summary = 1;
+    if (!object_open(s))
         return;
-    }
-    s->p++;
-    s->res->has_summary = 1;
-    if (peek_ws(s) == '}') {
-        s->p++;
-        return;
-    }
-    for (;;) {
+    do {
         struct key k;
         s->alen = 0;
         read_key(s, &k);
@@ -1022,13 +1019,7 @@ static void read_summary(struct scan *s)
         } else {
             skip_value(s);
         }
-        c = peek_ws(s);
-        if (c == '}') {
-            s->p++;
-            return;
-        }
-        expect(s, ',', "',' or '}'");
-    }
+    } while (object_more(s, "',' or '}'"));
 }
 
 /* Object form: members in any order, traceEvents among them. */
