@@ -273,6 +273,24 @@ def compare(r, want, path):
         ensure(abs(float(st["share"]) - share) <= 1e-12 * share,
                "%r: share %s, trace %r" % (key, st["share"], share))
 
+    # Runs: the ProfilerStep#N spans when there are any (each one a run,
+    # its latency its duration), else every top-level span.
+    steps = [k for k in want.stages if k[0].startswith("ProfilerStep#")]
+    runs = r["runs"]
+    if steps:
+        lat = sorted(d for k in steps for d in want.stages[k]["durs"])
+        ensure(runs["kind"] == "profiler_step" and
+               runs["count"] == len(lat) and
+               us(runs["max_us"], "max") == lat[-1] and
+               abs(us(runs["p50_us"], "p50") - percentile(lat, 0.5)) <= 1,
+               "runs %r; the trace has %d ProfilerStep spans, longest %d ns"
+               % (runs, len(lat), lat[-1]))
+    else:
+        ensure(runs["kind"] == "top_level" and runs["count"] > 0,
+               "runs %r in a trace without ProfilerStep spans" % runs)
+    ensure(r["bottleneck"] is not None and r["bottleneck"]["stage"] in
+           {k[0] for k in want.stages}, "bottleneck %r" % r["bottleneck"])
+
     threads = {(th["pid"], th["tid"]): th for th in r["threads"]}
     ensure(set(threads) == set(want.count), "threads %s, trace %s"
            % (sorted(threads), sorted(want.count)))
