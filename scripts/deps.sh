@@ -18,11 +18,12 @@ cd "$(dirname "$0")/.."
 # trace-viewer test, darknet with libjpeg for the detection workflow
 # (examples/detect_workflow) that `make run`, its test and its benchmark
 # drive, PyTorch (its profiler writes the real traces `report` is checked
-# on), clang with its runtime for the reader's fuzzer, and jq, which the
-# reader's benchmark sets beside `report`.
+# on), clang with its runtime for the reader's fuzzer, jq, which the
+# reader's benchmark sets beside `report`, and prometheus, whose promtool
+# checks the alert rules in deploy/.
 packages="build-essential cmake pkg-config zlib1g-dev python3 valgrind git
 ca-certificates clang-format nodejs npm chromium darknet libjpeg-dev
-python3-torch python3-torchvision clang libclang-rt-14-dev jq"
+python3-torch python3-torchvision clang libclang-rt-14-dev jq prometheus"
 
 # have_package NAME - the package is installed, or (for tools that may come
 # from another source, e.g. a nodejs that bundles npm) its program is.
