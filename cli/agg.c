@@ -682,6 +682,7 @@ struct open {
     int64_t child;
     uint32_t run;  /* the run it belongs to, NO_RUN none */
     int container; /* it is its run's own span (the run is its children) */
+    long item;     /* its item in its run, -1 none */
 };
 
 /*
@@ -780,17 +781,22 @@ static void account_thread(struct agg *a, struct agg_thread *t,
         }
         int container;
         uint32_t run = slice_run(a, s, parent, &container);
-        /* The run's work: its slices not inside another of its slices. */
-        if (run != NO_RUN && !container &&
-            (parent == NULL || parent->run != run || parent->container))
-            agg_run_item(a, run, s->start, s->dur, s->stage, -1);
+        /* The run's work: every slice of it, linked to the one of it that
+         * it lies in (the critical path follows the nesting). */
+        long item = -1;
+        if (run != NO_RUN && !container)
+            item = agg_run_item(a, run, s->start, s->dur, s->stage, -1,
+                                parent != NULL && parent->run == run &&
+                                        !parent->container
+                                    ? parent->item
+                                    : -1);
         if (grow(&stack, &cap, depth + 1, sizeof *stack) != 0)
             break; /* out of memory: the rest of the thread is lost */
         /* A top-level run with no work inside is its own work. */
         if (container && !a->has_profiler_step &&
             (i + 1 == t->nsl || t->sl[i + 1].start >= end))
-            agg_run_item(a, run, s->start, s->dur, s->stage, -1);
-        stack[depth++] = (struct open){i, 0, run, container};
+            agg_run_item(a, run, s->start, s->dur, s->stage, -1, -1);
+        stack[depth++] = (struct open){i, 0, run, container, item};
     }
     free(stack);
 }

@@ -181,9 +181,10 @@ long agg_run_of(struct agg *a, uint64_t id);
 /* A new run, numbered in order. */
 long agg_run_new(struct agg *a);
 /* Work of run @run: [start, start + dur) in @stage (or queue wait of
- * queue @queue when @stage is -1). */
-void agg_run_item(struct agg *a, long run, int64_t start, int64_t dur,
-                  long stage, long queue);
+ * queue @queue when @stage is -1), inside item @parent (-1: none). Its
+ * index, or -1 (memory). */
+long agg_run_item(struct agg *a, long run, int64_t start, int64_t dur,
+                  long stage, long queue, long parent);
 /* A flow event: hand-off @key starts (@start) or ends on thread @t. */
 void agg_flow_event(struct agg *a, const struct tl_event *ev,
                     struct agg_thread *t, int start);

@@ -36,6 +36,10 @@ struct run_item {
     uint32_t run;       /* index in agg.runs */
     int32_t stage;      /* index in agg.stages; -1: a queue wait */
     int32_t queue;      /* index in agg.queues, when stage is -1 */
+    int32_t parent;     /* the item it lies in, -1 none: while reading an
+                           index in agg.items, once the runs are finished
+                           an index among its run's items */
+    uint32_t id;        /* its index in agg.items as it was added */
 };
 
 /*

@@ -56,12 +56,16 @@ long agg_run_new(struct agg *a)
     return add_run(a, a->nruns + 1);
 }
 
-void agg_run_item(struct agg *a, long run, int64_t start, int64_t dur,
-                  long stage, long queue)
+long agg_run_item(struct agg *a, long run, int64_t start, int64_t dur,
+                  long stage, long queue, long parent)
 {
-    if (grow(&a->items, &a->items_cap, a->nitems + 1, sizeof *a->items) == 0)
-        a->items[a->nitems++] = (struct run_item){
-            start, start + dur, (uint32_t)run, (int32_t)stage, (int32_t)queue};
+    if (a->nitems >= INT32_MAX ||
+        grow(&a->items, &a->items_cap, a->nitems + 1, sizeof *a->items) != 0)
+        return -1;
+    a->items[a->nitems] = (struct run_item){
+        start,          start + dur,     (uint32_t)run,      (int32_t)stage,
+        (int32_t)queue, (int32_t)parent, (uint32_t)a->nitems};
+    return (long)a->nitems++;
 }
 
 static long queue_of(struct agg *a, const struct tl_str *name)
@@ -193,7 +197,7 @@ static void handoff(struct agg *a, int64_t s_ts, uint32_t s_run, int64_t f_ts,
     uint32_t run = s_run != NO_RUN ? s_run : f_run;
     if (run == NO_RUN)
         return;
-    agg_run_item(a, run, s_ts, wait, -1, queue);
+    agg_run_item(a, run, s_ts, wait, -1, queue, -1);
     if (grow(&a->svc, &a->svc_cap, a->nsvc + 1, sizeof *a->svc) == 0)
         a->svc[a->nsvc++] = (struct service){run, queue, f_ts};
 }
@@ -291,6 +295,28 @@ static double pct(const int64_t *v, size_t n, double p)
 }
 
 /*
+ * Once the items are in their final places, each parent link becomes an
+ * index among its run's items. Without memory for the map, the links go:
+ * the path then stays at the top level of each run.
+ */
+static void link_parents(struct agg *a)
+{
+    size_t n = a->nitems;
+    uint32_t *pos = malloc((n + 1) * sizeof *pos);
+    for (size_t i = 0; pos != NULL && i < n; i++)
+        pos[a->items[i].id] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++) {
+        struct run_item *it = &a->items[i];
+        if (it->parent < 0)
+            continue;
+        it->parent = pos != NULL
+                         ? (int32_t)(pos[it->parent] - a->runs[it->run].first)
+                         : -1;
+    }
+    free(pos);
+}
+
+/*
  * Items grouped by run (a counting sort: runs are dense indexes), each
  * run's items then sorted by start. Without memory for the copy, one
  * qsort of everything.
@@ -308,6 +334,7 @@ static void group_items(struct agg *a)
             a->runs[a->items[i].run].first = i;
             a->runs[a->items[i].run].nitems = j - i;
         }
+        link_parents(a);
         return;
     }
     for (size_t r = 0; r < a->nruns; r++)
@@ -331,6 +358,7 @@ static void group_items(struct agg *a)
         if (a->runs[r].nitems > 1)
             qsort(a->items + a->runs[r].first, a->runs[r].nitems,
                   sizeof *a->items, cmp_item);
+    link_parents(a);
 }
 
 /* Union of a run's items inside its bounds; items sorted by start. */
@@ -389,6 +417,17 @@ int agg_cmp_path(const void *x, const void *y)
     return c ? c : strcmp(a->cat, b->cat);
 }
 
+/* One level of the walk: the items inside @parent, from @cur back to @lo. */
+struct frame {
+    int32_t parent; /* an index among the run's items, -1: the run */
+    int64_t lo, cur;
+    size_t k; /* children below this index are still candidates */
+};
+
+/* Beyond this many children the walk takes the last one started (exact
+ * for the slices of one thread, which do not overlap). */
+#define PATH_SCAN_MAX 256
+
 void agg_run_path(const struct agg *a, size_t run,
                   void (*cb)(void *, const struct run_item *, int64_t from,
                              int64_t to),
@@ -397,28 +436,82 @@ void agg_run_path(const struct agg *a, size_t run,
     if (run >= a->nruns || !a->runs[run].has_bounds)
         return;
     const struct agg_run *r = &a->runs[run];
-    /* Back from the end: the item that ended last before the current
-     * time, then from its start again. */
-    int64_t cur = r->end;
-    while (cur > r->begin) {
+    const struct run_item *items = a->items + r->first;
+    size_t n = r->nitems;
+    /* Children of each item (and of the run, slot n), in start order. */
+    size_t *off = calloc(n + 2, sizeof *off),
+           *kid = malloc((n + 1) * sizeof *kid);
+    struct frame *st = NULL;
+    size_t depth = 0, cap = 0;
+    if (off == NULL || kid == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        off[(items[i].parent < 0 ? n : (size_t)items[i].parent) + 1]++;
+    for (size_t i = 1; i < n + 2; i++)
+        off[i] += off[i - 1];
+    size_t *fill = calloc(n + 1, sizeof *fill);
+    if (fill == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        size_t p = items[i].parent < 0 ? n : (size_t)items[i].parent;
+        kid[off[p] + fill[p]++] = i;
+    }
+    free(fill);
+    if (grow(&st, &cap, 1, sizeof *st) != 0)
+        goto out;
+    st[depth++] = (struct frame){-1, r->begin, r->end, off[n + 1] - off[n]};
+    /*
+     * Back from the end: the child that ended last before the current time
+     * (ties: the one that really ended later), its own children the same
+     * way inside it, then on from its start. Time in an item but in none
+     * of its children on the path is the item's own.
+     */
+    while (depth > 0) {
+        struct frame *f = &st[depth - 1];
+        size_t p = f->parent < 0 ? n : (size_t)f->parent;
+        const size_t *ch = kid + off[p], cnt = off[p + 1] - off[p];
         const struct run_item *best = NULL;
         int64_t best_end = INT64_MIN;
-        for (size_t i = 0; i < r->nitems; i++) {
-            const struct run_item *it = &a->items[r->first + i];
-            if (it->start >= cur)
-                continue;
-            int64_t e = it->end < cur ? it->end : cur;
-            if (e > best_end || (e == best_end && it->end > best->end)) {
-                best = it;
-                best_end = e;
+        if (f->cur > f->lo && cnt <= PATH_SCAN_MAX) {
+            for (size_t j = 0; j < f->k; j++) {
+                const struct run_item *it = &items[ch[j]];
+                if (it->start >= f->cur)
+                    continue;
+                int64_t e = it->end < f->cur ? it->end : f->cur;
+                if (e > best_end || (e == best_end && it->end > best->end)) {
+                    best = it;
+                    best_end = e;
+                }
+            }
+        } else if (f->cur > f->lo) {
+            while (f->k > 0 && items[ch[f->k - 1]].start >= f->cur)
+                f->k--;
+            if (f->k > 0) {
+                best = &items[ch[f->k - 1]];
+                best_end = best->end < f->cur ? best->end : f->cur;
             }
         }
-        if (best == NULL)
+        const struct run_item *self = f->parent < 0 ? NULL : &items[f->parent];
+        if (best == NULL || best_end <= f->lo) {
+            if (self != NULL && f->cur > f->lo)
+                cb(arg, self, f->lo, f->cur);
+            depth--;
+            continue;
+        }
+        if (self != NULL && best_end < f->cur)
+            cb(arg, self, best_end, f->cur);
+        int64_t from = best->start > f->lo ? best->start : f->lo;
+        f->cur = from;
+        size_t b = (size_t)(best - items);
+        if (grow(&st, &cap, depth + 1, sizeof *st) != 0)
             break;
-        int64_t s = best->start > r->begin ? best->start : r->begin;
-        cb(arg, best, s, best_end);
-        cur = s;
+        st[depth++] =
+            (struct frame){(int32_t)b, from, best_end, off[b + 1] - off[b]};
     }
+out:
+    free(off);
+    free(kid);
+    free(st);
 }
 
 static int is_queue_stage(const struct agg_stage *st)
