@@ -116,7 +116,7 @@ def check_queries(prom, exprs):
                          stdout=log, stderr=subprocess.STDOUT)
     base = "http://127.0.0.1:%d" % port
     try:
-        deadline = time.time() + 30
+        deadline = time.time() + 90
         while True:
             try:
                 get(base + "/-/ready", 1)
