@@ -239,8 +239,10 @@ def check_trace(work, prog):
         evs = t.named("X", st)
         total[st] = sum(to_ns(e["dur"], "dur") for e in evs)
         mine = own[st]["total_ns"]
+        # 10 ms more once per stage: the thread may lose its core between
+        # the span's first clock read and the program's (a timeslice).
         ensure(mine - 50000 * len(evs) <= total[st] <=
-               mine * 1.002 + 200000 * len(evs),
+               mine * 1.002 + 200000 * len(evs) + 10000000,
                "%s: trace says %d ns, the program's clock %d ns"
                % (st, total[st], mine))
     work_stages = [st for st in STAGES if STAGES[st] != "queue"]
