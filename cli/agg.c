@@ -412,7 +412,6 @@ static int thread_wanted(const struct agg *a, const struct agg_thread *t)
 int agg_event(void *arg, const struct tl_event *ev)
 {
     struct agg *a = arg;
-    a->events++;
     char ph = ev->ph;
     if (ph == 'M') {
         if (ev->name.len == 11 && memcmp(ev->name.p, "thread_name", 11) == 0 &&
@@ -490,7 +489,6 @@ int agg_event(void *arg, const struct tl_event *ev)
     case 'P':
     case 'R':
     case 'c':
-        a->skipped_phase++;
         return 0;
     case 0:
         a->no_ph++;
@@ -557,7 +555,7 @@ static int radix_sort(int64_t *v, size_t n)
     return 0;
 }
 
-static int cmp_i64(const void *x, const void *y)
+int cmp_i64(const void *x, const void *y)
 {
     int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
     return a < b ? -1 : a > b;
@@ -801,21 +799,29 @@ static void account_thread(struct agg *a, struct agg_thread *t,
     free(stack);
 }
 
-/* numpy's linear percentile: rank p (n - 1), between the closest two. */
+double pct_sorted(const int64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0.0;
+    double rank = p * (double)(n - 1);
+    size_t lo = (size_t)rank;
+    if (lo + 1 >= n)
+        return (double)v[n - 1];
+    return (double)v[lo] + (rank - (double)lo) * (double)(v[lo + 1] - v[lo]);
+}
+
+/* A stage's percentile: exact from its durations, or from its sketch by
+ * the same interpolation between the two closest ranks. */
 static double percentile(const struct agg_stage *st, double p)
 {
     uint64_t n = st->count;
+    if (st->sketch == NULL)
+        return pct_sorted(st->durs, st->ndurs, p);
     if (n == 0)
         return 0.0;
     double rank = p * (double)(n - 1);
     uint64_t lo = (uint64_t)rank;
     double frac = rank - (double)lo;
-    if (st->sketch == NULL) {
-        const int64_t *v = st->durs;
-        if (lo + 1 >= st->ndurs)
-            return st->ndurs ? (double)v[st->ndurs - 1] : 0.0;
-        return (double)v[lo] + frac * (double)(v[lo + 1] - v[lo]);
-    }
     double a = sketch_rank(st->sketch, lo);
     double b = lo + 1 < n ? sketch_rank(st->sketch, lo + 1) : a;
     /* The sketch's values never lie outside what was seen. */

@@ -135,12 +135,11 @@ struct agg {
     size_t ncounters;
     int64_t first_ns, last_ns; /* wall: first slice start, last end */
     int have_wall;
-    uint64_t events;
     uint64_t kept;     /* durations kept for exact percentiles */
     uint64_t sketched; /* stages whose percentiles come from a sketch */
     /* warnings, counted */
     uint64_t no_dur, bad_dur, no_ts, no_ph, open_b, orphan_e, open_async,
-        orphan_async, skipped_phase;
+        orphan_async;
     char unknown_phases[64]; /* each unknown phase letter once */
     int64_t dropped;         /* events the writers say they dropped */
     /* runs */

@@ -55,6 +55,14 @@ static inline int64_t sat_add(int64_t a, int64_t b)
     return a + b;
 }
 
+/* qsort order of int64_t values, smallest first. */
+int cmp_i64(const void *x, const void *y);
+/*
+ * numpy's linear percentile of @n sorted values: rank p (n - 1), between
+ * the two closest. 0 for none.
+ */
+double pct_sorted(const int64_t *v, size_t n, double p);
+
 /* A 64-bit hash of @n bytes. */
 uint64_t hash_bytes(const void *p, size_t n);
 

@@ -262,12 +262,6 @@ void agg_flow_event(struct agg *a, const struct tl_event *ev,
 
 /* Finishing -------------------------------------------------------------- */
 
-static int cmp_i64(const void *x, const void *y)
-{
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return a < b ? -1 : a > b;
-}
-
 /* By run, then start; the rest only makes the order total. */
 static int cmp_item(const void *x, const void *y)
 {
@@ -281,17 +275,6 @@ static int cmp_item(const void *x, const void *y)
     if (a->stage != b->stage)
         return a->stage < b->stage ? -1 : 1;
     return a->queue < b->queue ? -1 : a->queue > b->queue;
-}
-
-static double pct(const int64_t *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0.0;
-    double rank = p * (double)(n - 1);
-    size_t lo = (size_t)rank;
-    if (lo + 1 >= n)
-        return (double)v[n - 1];
-    return (double)v[lo] + (rank - (double)lo) * (double)(v[lo + 1] - v[lo]);
 }
 
 /*
@@ -737,13 +720,13 @@ void agg_runs_finish(struct agg *a)
         struct agg_queue *q = a->queues[i];
         if (q->nwaits > 0)
             qsort(q->waits, q->nwaits, sizeof *q->waits, cmp_i64);
-        q->wait_p50_ns = pct(q->waits, q->nwaits, 0.5);
-        q->wait_p90_ns = pct(q->waits, q->nwaits, 0.9);
+        q->wait_p50_ns = pct_sorted(q->waits, q->nwaits, 0.5);
+        q->wait_p90_ns = pct_sorted(q->waits, q->nwaits, 0.9);
     }
     if (n > 0) {
         qsort(lat, n, sizeof *lat, cmp_i64);
         for (int k = 0; k < AGG_NPCT; k++)
-            rs->pct_ns[k] = pct(lat, n, agg_pcts[k]);
+            rs->pct_ns[k] = pct_sorted(lat, n, agg_pcts[k]);
         rs->max_ns = lat[n - 1];
         if (last > first)
             rs->throughput = (double)n * 1e9 / (double)(last - first);

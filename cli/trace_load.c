@@ -774,6 +774,18 @@ static struct spot key_keep(struct scan *s, const struct key *k)
      (k)->len == sizeof(w) - 1 && memcmp((k)->p, (w), sizeof(w) - 1) == 0)
 
 /* "args": its numeric members (and a string "name"), the rest skipped. */
+/* At an object that must be one: 1 when it has members ('{' consumed),
+ * 0 when it is {}. Anything else fails, naming @what was expected. */
+static int object_open_required(struct scan *s, const char *what)
+{
+    expect(s, '{', what);
+    if (peek_ws(s) == '}') {
+        s->p++;
+        return 0;
+    }
+    return 1;
+}
+
 /*
  * At a value: 1 when it is an object with members ('{' consumed); else the
  * value (of any other kind, or {}) is skipped and 0.
@@ -784,12 +796,7 @@ static int object_open(struct scan *s)
         skip_value(s);
         return 0;
     }
-    s->p++;
-    if (peek_ws(s) == '}') {
-        s->p++;
-        return 0;
-    }
-    return 1;
+    return object_open_required(s, "'{'");
 }
 
 /* After a member: 1 when another follows, 0 at the end of the object. */
@@ -876,11 +883,8 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
     memset(&ev, 0, sizeof ev);
     ev.offset = offset_of(s);
     s->alen = 0;
-    expect(s, '{', "an event object '{'");
-    int c = peek_ws(s);
-    if (c == '}')
-        s->p++;
-    while (c != '}') {
+    int members = object_open_required(s, "an event object '{'");
+    while (members) {
         struct key k;
         read_key(s, &k);
         /* Duplicate keys: the last one wins, as in browsers. */
@@ -903,7 +907,6 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
         } else if (keyis(s, &k, "dur")) {
             int is_null = 0;
             ev.has_dur = read_time_bounded(s, "dur", &ev.dur_ns, &is_null);
-            ev.dur_null = is_null;
         } else if (keyis(s, &k, "args")) {
             ev.nargs = 0;
             argname.set = 0;
@@ -914,15 +917,8 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
         } else {
             skip_value(s);
         }
-        c = peek_ws(s);
-        if (c == '}') {
-            s->p++;
-            break;
-        }
-        expect(s, ',', "',' or '}' in an event");
-        c = 0;
+        members = object_more(s, "',' or '}' in an event");
     }
-    ev.has_ph = ph.set;
     ev.ph = ph.set && ph.len == 1 ? s->arena[ph.off] : (ph.set ? '?' : 0);
     ev.name = resolve(s, &name);
     ev.cat = resolve(s, &cat);
@@ -1026,11 +1022,8 @@ static void read_summary(struct scan *s)
 static void read_object(struct scan *s, tl_event_cb cb, void *arg)
 {
     int have_events = 0;
-    expect(s, '{', "'{'");
-    int c = peek_ws(s);
-    if (c == '}')
-        s->p++;
-    while (c != '}') {
+    int members = object_open_required(s, "'{'");
+    while (members) {
         struct key k;
         s->alen = 0;
         read_key(s, &k);
@@ -1049,13 +1042,7 @@ static void read_object(struct scan *s, tl_event_cb cb, void *arg)
                 s->res->producer = "pytorch";
             skip_value(s);
         }
-        c = peek_ws(s);
-        if (c == '}') {
-            s->p++;
-            break;
-        }
-        expect(s, ',', "',' or '}'");
-        c = 0;
+        members = object_more(s, "',' or '}'");
     }
     if (!have_events)
         FAIL(s, "not a trace: the object has no \"traceEvents\" array");
@@ -1131,7 +1118,6 @@ int tl_read(const char *path, tl_event_cb cb, void *arg, struct tl_result *res,
         if (c < 0) {
             fail_at(s, 0, "empty file, expected a JSON trace");
         } else if (c == '[') {
-            res->bare_array = 1;
             read_events(s, cb, arg, 1);
         } else if (c == '{') {
             read_object(s, cb, arg);
@@ -1161,7 +1147,6 @@ int tl_read(const char *path, tl_event_cb cb, void *arg, struct tl_result *res,
                      (unsigned long long)s->err_at, msg);
         rc = -1;
     }
-    res->bytes = offset_of(s);
 out:
     if (s->gz != NULL)
         gzclose(s->gz);

@@ -45,13 +45,11 @@ struct tl_arg {
 /* One event; everything borrowed until the callback returns. */
 struct tl_event {
     char ph;            /* phase letter; '?' when longer than one byte */
-    int has_ph;         /* "ph" was present */
     struct tl_str name; /* "" when absent */
     struct tl_str cat;
     struct tl_str pid, tid; /* numbers in decimal, strings as they are */
     struct tl_str id;       /* "id", or "local:X" / "global:X" from id2 */
     int has_ts, has_dur;    /* present and numeric */
-    int dur_null;           /* "dur" present but null */
     int64_t ts_ns, dur_ns;
     struct tl_str arg_name;          /* args.name when a string, p NULL
                                         otherwise (thread_name events) */
@@ -68,9 +66,7 @@ typedef int (*tl_event_cb)(void *arg, const struct tl_event *ev);
 /* What a whole file said about itself. */
 struct tl_result {
     uint64_t events;      /* events delivered */
-    uint64_t bytes;       /* bytes of JSON read (after gunzip) */
     int truncated;        /* the file ended inside its events */
-    int bare_array;       /* bare-array form */
     int unclosed;         /* a bare array without its closing bracket */
     int ts_rounded;       /* a time had digits below 1 ns (rounded) */
     const char *producer; /* "stageprof", "pytorch", "chrome" (unknown) */
