@@ -76,47 +76,7 @@ def check_trace(work, demo):
            "queue_pop begins before the frame is known: no run")
 
     # One run per frame, from the reader to a worker, around its stages.
-    pairs = tc.check_async(t)
-    ensure({int(k[1], 16) for k in pairs} == frames and
-           all(k[0] == "run" and k[2] == "frame" for k in pairs),
-           "runs %r" % sorted(pairs)[:5])
-    per_run = {}
-    for ev in t.by_ph["X"]:
-        r = ev.get("args", {}).get("run")
-        if r:
-            per_run.setdefault(r, []).append(ev)
-    for (cat, hid, name), (b, e) in pairs.items():
-        ensure(names[b["tid"]] == "reader" and
-               names[e["tid"]].startswith("worker-"),
-               "run %s goes %s -> %s" % (hid, names[b["tid"]],
-                                         names[e["tid"]]))
-        rid = int(hid, 16)
-        ends = {names[x["tid"]] for x in per_run[rid]
-                if x["name"] in STAGES and x["name"] != "decode"}
-        ensure(ends == {names[e["tid"]]}, "frame %d's stages on %r, its "
-               "run ended on %s" % (rid, ends, names[e["tid"]]))
-        lo, hi = to_ns(b["ts"], "ts"), to_ns(e["ts"], "ts")
-        for x in per_run[rid]:
-            ensure(lo <= to_ns(x["ts"], "ts") <= hi,
-                   "span outside its frame's run: %s" % short(x))
-
-    flows = tc.check_flows(t, inside=("queue_push", "queue_pop"))
-    ensure({int(i, 16) for i in flows} == frames, "flow ids %r"
-           % sorted(flows)[:5])
-    for s_ev, f_ev in flows.values():
-        ensure(names[s_ev["tid"]] == "reader" and
-               names[f_ev["tid"]].startswith("worker-"),
-               "flow goes %s -> %s" % (names[s_ev["tid"]],
-                                       names[f_ev["tid"]]))
-
-    depth = t.named("C", "queue_depth")
-    ensure(len(depth) == 2 * FRAMES, "%d queue_depth samples" % len(depth))
-    ensure(all(isinstance(e["args"]["value"], int) and
-               0 <= e["args"]["value"] <= 8 for e in depth),
-           "queue_depth out of range")
-    ensure(all(names[e["tid"]] == "reader" or
-               names[e["tid"]].startswith("worker-") for e in depth),
-           "queue_depth recorded by the wrong thread")
+    tc.check_frame_pipeline(t, names, frames, ("decode", "queue_push"), 8)
 
     total = {s: sum(to_ns(e["dur"], "dur") for e in t.named("X", s))
              for s in STAGES}

@@ -166,15 +166,7 @@ def check_trace(work, prog):
 
     # Runs: one per frame, reader -> worker, around all of its spans.
     frames = set(range(1, FRAMES + 1))
-    pairs = tc.check_async(t)
-    ensure({int(k[1], 16) for k in pairs} == frames and
-           all(k[0] == "run" and k[2] == "frame" for k in pairs),
-           "runs %r" % sorted(pairs)[:5])
-    per_run = {}
-    for ev in t.by_ph["X"]:
-        r = ev.get("args", {}).get("run")
-        if r is not None:
-            per_run.setdefault(r, []).append(ev)
+    pairs = tc.check_frame_pipeline(t, names, frames, READER_STAGES, 4)
     got = check_answers(work, FRAMES, TOPK)
     for st in STAGES:
         if st == "queue_pop":
@@ -192,21 +184,6 @@ def check_trace(work, prog):
                for e in t.named("X", "queue_pop")),
            "queue_pop carries a run")
     first_begin = min(to_ns(b["ts"], "ts") for b, _ in pairs.values())
-    for (cat, hid, name), (b, e) in pairs.items():
-        rid = int(hid, 16)
-        ensure(names[b["tid"]] == "reader" and
-               names[e["tid"]].startswith("worker-"),
-               "run %d goes %s -> %s" % (rid, names[b["tid"]],
-                                         names[e["tid"]]))
-        workers = {names[x["tid"]] for x in per_run[rid]
-                   if x["name"] not in READER_STAGES}
-        ensure(workers == {names[e["tid"]]}, "frame %d's stages on %r, its "
-               "run ended on %s" % (rid, workers, names[e["tid"]]))
-        lo, hi = to_ns(b["ts"], "ts"), to_ns(e["ts"], "ts")
-        for x in per_run[rid]:
-            xs = to_ns(x["ts"], "ts")
-            ensure(lo <= xs and xs + to_ns(x["dur"], "dur") <= hi,
-                   "span outside its frame's run: %s" % short(x))
 
     # Start-up work: on main, in no run, before the first frame.
     for st in ("load_models", "check_inputs"):
@@ -216,21 +193,6 @@ def check_trace(work, prog):
                to_ns(ev["ts"], "ts") + to_ns(ev["dur"], "dur") <= first_begin,
                "%s is not start-up work outside the runs: %s"
                % (st, short(ev)))
-
-    # The hand-off: one flow per frame, reader's push to a worker's pop.
-    flows = tc.check_flows(t, inside=("queue_push", "queue_pop"))
-    ensure({int(i, 16) for i in flows} == frames, "flow ids %r"
-           % sorted(flows)[:5])
-    for s_ev, f_ev in flows.values():
-        ensure(names[s_ev["tid"]] == "reader" and
-               names[f_ev["tid"]].startswith("worker-"),
-               "flow goes %s -> %s" % (names[s_ev["tid"]],
-                                       names[f_ev["tid"]]))
-    depth = t.named("C", "queue_depth")
-    ensure(len(depth) == 2 * FRAMES, "%d queue_depth samples" % len(depth))
-    ensure(all(isinstance(e["args"]["value"], int) and
-               0 <= e["args"]["value"] <= 4 for e in depth),
-           "queue_depth out of range")
 
     # The trace's time per stage is the program's own, give or take the
     # cost of the clock reads the span also covers.

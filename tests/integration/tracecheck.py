@@ -479,3 +479,57 @@ def check_counts(t, want, ph="X"):
     for name, n in want.items():
         ensure(got.get(name, 0) == n, "%d %r %s events, wanted %d"
                % (got.get(name, 0), name, ph, n))
+
+
+def check_frame_pipeline(t, names, frames, reader_stages, depth_max):
+    """A reader thread hands frames to worker-N threads through a queue:
+    one run "frame" per frame, begun on the reader and ended on the worker
+    that recorded the frame's other spans, every span of a run inside its
+    begin and end; one flow per frame from a queue_push span on the reader
+    to a queue_pop span on a worker; the queue_depth counter twice per
+    frame, within 0..@depth_max, on those threads. Returns the run pairs
+    {(cat, id, name): (b, e)}."""
+    pairs = check_async(t)
+    ensure({int(k[1], 16) for k in pairs} == frames and
+           all(k[0] == "run" and k[2] == "frame" for k in pairs),
+           "runs %r" % sorted(pairs)[:5])
+    per_run = collections.defaultdict(list)
+    for ev in t.by_ph["X"]:
+        r = ev.get("args", {}).get("run")
+        if r is not None:
+            per_run[r].append(ev)
+    for (cat, hid, name), (b, e) in pairs.items():
+        rid = int(hid, 16)
+        ensure(names[b["tid"]] == "reader" and
+               names[e["tid"]].startswith("worker-"),
+               "run %d goes %s -> %s" % (rid, names[b["tid"]],
+                                         names[e["tid"]]))
+        workers = {names[x["tid"]] for x in per_run[rid]
+                   if x["name"] not in reader_stages}
+        ensure(workers == {names[e["tid"]]}, "frame %d's stages on %r, its "
+               "run ended on %s" % (rid, workers, names[e["tid"]]))
+        lo, hi = to_ns(b["ts"], "ts"), to_ns(e["ts"], "ts")
+        for x in per_run[rid]:
+            xs = to_ns(x["ts"], "ts")
+            ensure(lo <= xs and xs + to_ns(x["dur"], "dur") <= hi,
+                   "span outside its frame's run: %s" % short(x))
+
+    flows = check_flows(t, inside=("queue_push", "queue_pop"))
+    ensure({int(i, 16) for i in flows} == frames, "flow ids %r"
+           % sorted(flows)[:5])
+    for s_ev, f_ev in flows.values():
+        ensure(names[s_ev["tid"]] == "reader" and
+               names[f_ev["tid"]].startswith("worker-"),
+               "flow goes %s -> %s" % (names[s_ev["tid"]],
+                                       names[f_ev["tid"]]))
+
+    depth = t.named("C", "queue_depth")
+    ensure(len(depth) == 2 * len(frames), "%d queue_depth samples"
+           % len(depth))
+    ensure(all(isinstance(e["args"]["value"], int) and
+               0 <= e["args"]["value"] <= depth_max for e in depth),
+           "queue_depth out of range")
+    ensure(all(names[e["tid"]] == "reader" or
+               names[e["tid"]].startswith("worker-") for e in depth),
+           "queue_depth recorded by the wrong thread")
+    return pairs
