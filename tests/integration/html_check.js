@@ -36,11 +36,12 @@
 
 const childProcess = require('child_process');
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
+
+const {ensure, needInstalled, runCheck} =
+    require('./browser_check');
 const url = require('url');
 
-const SKIP = 77;
 const TOP = 20; /* rows of the stage charts (html_report.c TOP_STAGES) */
 const LABEL_CUT = 24; /* code points of a chart label */
 /*
@@ -85,18 +86,6 @@ function usage(msg) {
                        '--cli PATH --demo PATH --modules DIR --outdir DIR ' +
                        '[--chromium PATH]\n');
   process.exit(2);
-}
-
-function skip(msg) {
-  console.log(`SKIP: ${msg}`);
-  process.exit(SKIP);
-}
-
-class CheckError extends Error {}
-
-function ensure(cond, msg) {
-  if (!cond)
-    throw new CheckError(msg);
 }
 
 /* @s as the page shows it: control characters as \xHH. */
@@ -502,29 +491,11 @@ async function check(opts, work) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const pw = path.join(opts.modules, 'playwright-core');
-  if (!fs.existsSync(pw))
-    skip(`${pw} missing: run scripts/deps.sh (make deps)`);
-  for (const [what, p] of [['Chromium', opts.chromium], ['the CLI', opts.cli],
-                           ['the demo', opts.demo]]) {
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-    } catch (e) {
-      skip(`${what} (${p}) missing`);
-    }
-  }
+  needInstalled([['playwright-core', path.join(opts.modules, 'playwright-core')]],
+                [['Chromium', opts.chromium], ['the CLI', opts.cli],
+                 ['the demo', opts.demo]]);
   fs.mkdirSync(opts.outdir, {recursive: true});
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stageprof-html-'));
-  let status = 0;
-  try {
-    await check(opts, work);
-    console.log('PASS');
-  } catch (e) {
-    console.log(`FAIL: ${e instanceof CheckError ? e.message : e.stack}`);
-    status = 1;
-  }
-  fs.rmSync(work, {recursive: true, force: true});
-  process.exit(status);
+  await runCheck('stageprof-html-', (work) => check(opts, work));
 }
 
 main();

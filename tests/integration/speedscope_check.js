@@ -49,10 +49,11 @@
 const childProcess = require('child_process');
 const fs = require('fs');
 const http = require('http');
-const os = require('os');
 const path = require('path');
 
-const SKIP = 77;
+const {CheckError, ensure, needInstalled, runCheck} =
+    require('./browser_check');
+
 /* What the demo records on its reader and first worker. */
 const DEMO_STAGES = {
   reader: ['decode', 'queue_push'],
@@ -119,18 +120,6 @@ function usage(msg) {
                        '--outdir DIR [--chromium PATH] [-- ARG...]\n' +
                        '  SPEC: THREAD=STAGE,STAGE,...[;THREAD=...]\n');
   process.exit(2);
-}
-
-function skip(msg) {
-  console.log(`SKIP: ${msg}`);
-  process.exit(SKIP);
-}
-
-class CheckError extends Error {}
-
-function ensure(cond, msg) {
-  if (!cond)
-    throw new CheckError(msg);
 }
 
 /*
@@ -382,28 +371,12 @@ async function check(opts, work) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const pw = path.join(opts.modules, 'playwright-core');
-  const ss = path.join(opts.modules, 'speedscope', 'dist', 'release',
-                       'index.html');
-  if (!fs.existsSync(pw) || !fs.existsSync(ss))
-    skip(`${pw} or ${ss} missing: run scripts/deps.sh (make deps)`);
-  try {
-    fs.accessSync(opts.chromium, fs.constants.X_OK);
-  } catch (e) {
-    skip(`${opts.chromium} missing: install the chromium package`);
-  }
+  needInstalled([['playwright-core', path.join(opts.modules, 'playwright-core')],
+                 ['speedscope', path.join(opts.modules, 'speedscope', 'dist',
+                                          'release', 'index.html')]],
+                [['Chromium', opts.chromium]]);
   fs.mkdirSync(opts.outdir, {recursive: true});
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stageprof-browser-'));
-  let status = 0;
-  try {
-    await check(opts, work);
-    console.log('PASS');
-  } catch (e) {
-    console.log(`FAIL: ${e instanceof CheckError ? e.message : e.stack}`);
-    status = 1;
-  }
-  fs.rmSync(work, {recursive: true, force: true});
-  process.exit(status);
+  await runCheck('stageprof-browser-', (work) => check(opts, work));
 }
 
 main();
