@@ -39,6 +39,7 @@
 
 #include "agg_impl.h"
 #include "html_report.h"
+#include "util/json.h"
 #include "util/strbuf.h"
 
 #define TOP_STAGES 20 /* rows of the stage charts */
@@ -114,34 +115,6 @@ void html_facts_fini(struct html_facts *f)
 /* Text                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at @s (@n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        lo = c == 0xe0 ? 0xa0 : lo; /* no overlong forms */
-        hi = c == 0xed ? 0x9f : hi; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        lo = c == 0xf0 ? 0x90 : lo;
-        hi = c == 0xf4 ? 0x8f : hi; /* nothing above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
-}
-
 /*
  * @len bytes of @s as HTML text, safe in an attribute value too; at most
  * @cut code points, then an ellipsis.
@@ -155,7 +128,7 @@ static void esc_cut(struct strbuf *sb, const char *s, size_t len, size_t cut)
             stageprof__sb_adds(sb, "\xe2\x80\xa6");
             return;
         }
-        size_t n = utf8_len(p + i, len - i);
+        size_t n = stageprof__utf8_valid(p + i, len - i);
         if (n == 0) {
             stageprof__sb_adds(sb, "\xef\xbf\xbd");
             i++;

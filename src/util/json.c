@@ -13,8 +13,7 @@
 
 static const char hex[] = "0123456789abcdef";
 
-/* Length of the valid UTF-8 sequence at @s (1-4), or 0 when invalid. */
-static size_t utf8_valid(const unsigned char *s, size_t avail)
+size_t stageprof__utf8_valid(const unsigned char *s, size_t avail)
 {
     unsigned c = s[0];
     size_t n;
@@ -88,7 +87,7 @@ size_t stageprof__json_escape(char *out, const char *s, size_t len)
             i++;
             continue;
         }
-        size_t n = utf8_valid(p + i, len - i);
+        size_t n = stageprof__utf8_valid(p + i, len - i);
         if (n == 0) {
             memcpy(o, "\\ufffd", 6);
             o += 6;

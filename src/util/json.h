@@ -20,6 +20,12 @@ struct strbuf;
  * 6 * @len bytes at least. Returns the bytes written.
  */
 size_t stageprof__json_escape(char *out, const char *s, size_t len);
+/*
+ * Length of the well-formed UTF-8 sequence at @s (1 to 4 bytes, @avail
+ * left), or 0: an invalid byte, an overlong form, a surrogate, a code
+ * point above U+10FFFF or a sequence cut short.
+ */
+size_t stageprof__utf8_valid(const unsigned char *s, size_t avail);
 /* Append "@s" (quoted, escaped) to @sb. */
 void stageprof__json_str(struct strbuf *sb, const char *s, size_t len);
 
