@@ -44,7 +44,7 @@ stageprof_option(STAGEPROF_BUILD_TESTS "build the tests and register them with C
                  ${STAGEPROF_TOP_LEVEL})
 stageprof_option(STAGEPROF_BUILD_BENCH "build the programs in bench/" ON)
 stageprof_option(STAGEPROF_BUILD_EXAMPLES "build the programs in examples/" ON)
-stageprof_option(STAGEPROF_WITH_HTTP "the /metrics and /capture endpoint" OFF)
+stageprof_option(STAGEPROF_WITH_HTTP "the /metrics endpoint (libmicrohttpd)" ON)
 stageprof_option(STAGEPROF_DISABLE "compile the instrumentation macros out" OFF)
 stageprof_option(STAGEPROF_WERROR "treat compiler warnings as errors" OFF)
 stageprof_string_option(STAGEPROF_SANITIZE

@@ -8,6 +8,14 @@ set(STAGEPROF_PC_LIBS_PRIVATE "-pthread")
 if(STAGEPROF_LIBM)
     string(APPEND STAGEPROF_PC_LIBS_PRIVATE " -lm")
 endif()
+# libmicrohttpd by name rather than through Requires.private: its own
+# static dependencies (GnuTLS and more) are not needed against its shared
+# library, and their development files are seldom installed.
+if(STAGEPROF_WITH_HTTP)
+    foreach(lib IN LISTS MHD_LIBRARIES)
+        string(APPEND STAGEPROF_PC_LIBS_PRIVATE " -l${lib}")
+    endforeach()
+endif()
 set(STAGEPROF_PC_CFLAGS "")
 foreach(def IN LISTS STAGEPROF_PUBLIC_DEFINITIONS)
     string(APPEND STAGEPROF_PC_CFLAGS " -D${def}")

@@ -202,6 +202,18 @@ typedef struct stageprof_config {
                                 writes a snapshot; 0 none */
     int crash_dump;          /* STAGEPROF_CRASH_DUMP: 1 dumps on a crash */
     int follow_fork;         /* STAGEPROF_FOLLOW_FORK: 0 off in children */
+    const char *http;        /* STAGEPROF_HTTP: "PORT" (loopback), "HOST:PORT"
+                                or "[V6]:PORT" serving /metrics; NULL: off */
+    const char *http_token;  /* STAGEPROF_HTTP_TOKEN: bearer token every
+                                request must carry; NULL: none */
+    long long http_max_connections; /* STAGEPROF_HTTP_MAX_CONNECTIONS; 256 */
+    long long http_idle_timeout_s;  /* STAGEPROF_HTTP_IDLE_TIMEOUT_S; 10 */
+    long long sample_hz; /* STAGEPROF_SAMPLE_HZ: resource samples a second;
+                            default 10, 0 off */
+    const char *histogram_buckets; /* STAGEPROF_HISTOGRAM_BUCKETS: comma
+                                      list of upper bounds in seconds */
+    long long max_stages;          /* STAGEPROF_MAX_STAGES: distinct stage label
+                                      sets in /metrics; default 256 */
 } stageprof_config_t;
 
 /*
@@ -314,6 +326,15 @@ typedef struct stageprof_stats {
 STAGEPROF_API int stageprof_get_stats(stageprof_stats_t *stats);
 
 /*
+ * stageprof_http_get_port - the TCP port the /metrics endpoint listens on
+ * (useful with STAGEPROF_HTTP=127.0.0.1:0, where the kernel picks it).
+ *
+ * Returns the port, or 0 when the endpoint is not serving (not configured,
+ * built without it, or its address could not be bound: the log says why).
+ */
+STAGEPROF_API int stageprof_http_get_port(void);
+
+/*
  * stageprof_now_ns - the profiler's clock, in nanoseconds on
  * CLOCK_MONOTONIC's time line. Use it for stageprof_span_complete().
  */
@@ -353,11 +374,12 @@ typedef struct STAGEPROF_ALIGN16 stageprof_site {
     const char *file;     /* source file */
     unsigned line;        /* source line */
     unsigned filter;      /* private: cached category decision */
+    unsigned metric;      /* private: cached metrics series */
 } stageprof_site_t;
 
 #define STAGEPROF_SITE_INIT(name, category)                                    \
     {                                                                          \
-        (name), (category), __FILE__, __LINE__, 0                              \
+        (name), (category), __FILE__, __LINE__, 0, 0                           \
     }
 
 /*

@@ -19,11 +19,14 @@ cd "$(dirname "$0")/.."
 # (examples/detect_workflow) that `make run`, its test and its benchmark
 # drive, PyTorch (its profiler writes the real traces `report` is checked
 # on), clang with its runtime for the reader's fuzzer, jq, which the
-# reader's benchmark sets beside `report`, and prometheus, whose promtool
-# checks the alert rules in deploy/.
+# reader's benchmark sets beside `report`, prometheus, whose promtool
+# checks the alert rules in deploy/ and whose server scrapes the tests'
+# endpoints, libmicrohttpd for the library's /metrics endpoint and the
+# example model server, and wrk, which loads that server.
 packages="build-essential cmake pkg-config zlib1g-dev python3 valgrind git
 ca-certificates clang-format nodejs npm chromium darknet libjpeg-dev
-python3-torch python3-torchvision clang libclang-rt-14-dev jq prometheus"
+python3-torch python3-torchvision clang libclang-rt-14-dev jq prometheus
+libmicrohttpd-dev wrk"
 
 # have_package NAME - the package is installed, or (for tools that may come
 # from another source, e.g. a nodejs that bundles npm) its program is.

@@ -119,6 +119,36 @@ int stageprof__parse_signal(const char *s, int *out)
     return STAGEPROF_EINVAL;
 }
 
+/*
+ * Histogram bounds: a comma list of seconds, each a finite number above 0
+ * and above the one before ("0.001,0.01,0.1,1"), at most @max of them.
+ */
+int stageprof__parse_buckets(const char *s, double *out, int max, int *n)
+{
+    int k = 0;
+    const char *p = s;
+    for (;;) {
+        if (k == max)
+            return STAGEPROF_ERANGE;
+        if (!isdigit((unsigned char)*p) && *p != '.')
+            return STAGEPROF_EINVAL;
+        errno = 0;
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || errno == ERANGE || !(v > 0.0) || v > 1e9 ||
+            (k > 0 && !(v > out[k - 1])))
+            return STAGEPROF_EINVAL;
+        out[k++] = v;
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            return STAGEPROF_EINVAL;
+        p = end + 1;
+    }
+    *n = k;
+    return 0;
+}
+
 static int name_char_ok(unsigned char ch)
 {
     return isalnum(ch) || ch == '_' || ch == '.' || ch == ':' || ch == '/' ||
@@ -510,6 +540,55 @@ static int resolve_dir(const stageprof_config_t *api, struct conf *out)
     return dup_into(&out->dir, STAGEPROF_DEFAULT_DIR);
 }
 
+/* Default bounds: 100 us to 10 s, about three per decade. */
+static const double default_buckets[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+
+/* The endpoint, the sampler and the histograms. */
+static int resolve_live(const stageprof_config_t *a, struct conf *out)
+{
+    const char *src, *ename;
+    const char *v =
+        pick_str(a ? a->http : NULL, "STAGEPROF_HTTP", NULL, &src, &ename);
+    if (v != NULL && v[0] != '\0' && dup_into(&out->http, v) != 0)
+        return STAGEPROF_ENOMEM;
+    v = pick_str(a ? a->http_token : NULL, "STAGEPROF_HTTP_TOKEN", NULL, &src,
+                 &ename);
+    if (v != NULL && v[0] != '\0' && dup_into(&out->http_token, v) != 0)
+        return STAGEPROF_ENOMEM;
+    out->http_max_connections =
+        resolve_num(out, a ? a->http_max_connections : STAGEPROF_UNSET,
+                    "STAGEPROF_HTTP_MAX_CONNECTIONS", NULL, 0, 1, 10000, 256,
+                    "a count of connections from 1 to 10000");
+    out->http_idle_timeout_s =
+        resolve_num(out, a ? a->http_idle_timeout_s : STAGEPROF_UNSET,
+                    "STAGEPROF_HTTP_IDLE_TIMEOUT_S", NULL, 0, 1, 3600, 10,
+                    "seconds from 1 to 3600");
+    out->sample_hz = resolve_num(out, a ? a->sample_hz : STAGEPROF_UNSET,
+                                 "STAGEPROF_SAMPLE_HZ", NULL, 0, 0, 1000, 10,
+                                 "samples a second from 0 to 1000");
+    out->max_stages = resolve_num(out, a ? a->max_stages : STAGEPROF_UNSET,
+                                  "STAGEPROF_MAX_STAGES", NULL, 0, 1, 65536,
+                                  256, "a count from 1 to 65536");
+    int nb = (int)(sizeof default_buckets / sizeof default_buckets[0]);
+    memcpy(out->buckets, default_buckets, sizeof default_buckets);
+    out->nbuckets = nb;
+    v = pick_str(a ? a->histogram_buckets : NULL, "STAGEPROF_HISTOGRAM_BUCKETS",
+                 NULL, &src, &ename);
+    if (v != NULL &&
+        stageprof__parse_buckets(v, out->buckets, STAGEPROF_MAX_BUCKETS,
+                                 &out->nbuckets) != 0) {
+        warn(out,
+             "invalid %s value \"%s\" (comma list of at most 64 increasing "
+             "seconds above 0): using 0.0001,...,10",
+             ename, v);
+        memcpy(out->buckets, default_buckets, sizeof default_buckets);
+        out->nbuckets = nb;
+    }
+    return 0;
+}
+
 int stageprof__config_resolve(const stageprof_config_t *api, struct conf *out)
 {
     const char *src, *ename;
@@ -527,7 +606,8 @@ int stageprof__config_resolve(const stageprof_config_t *api, struct conf *out)
     resolve_buffer(api, out);
     resolve_clock(api, out);
     resolve_always_on(api, out);
-    if (resolve_categories(api, out) != 0 || resolve_dir(api, out) != 0)
+    if (resolve_categories(api, out) != 0 || resolve_dir(api, out) != 0 ||
+        resolve_live(api, out) != 0)
         goto oom;
     const char *pn = pick_str(api ? api->process_name : NULL,
                               "STAGEPROF_PROCESS_NAME", NULL, &src, &ename);
@@ -546,6 +626,8 @@ void stageprof__config_fini(struct conf *c)
     stageprof__free(c->categories);
     stageprof__free(c->log_file);
     stageprof__free(c->process_name);
+    stageprof__free(c->http);
+    stageprof__free(c->http_token);
     for (int i = 0; i < c->nwarnings; i++)
         stageprof__free(c->warnings[i]);
     memset(c, 0, sizeof *c);

@@ -7,6 +7,12 @@
  *   OFF --stageprof_start(enable=1)--> TRACING --stageprof_stop()--> OFF
  *    |                                    ^
  *    +--STAGEPROF_ENABLE at load--> ARMED-+ (first instrumented event)
+ *    |                                |
+ *    +--stageprof_start(http)-----> METRICS (STAGEPROF_HTTP, no tracing)
+ *
+ * With an HTTP address configured the session is "live": the histograms,
+ * the endpoint and the resource sampler run beside tracing (TRACING) or
+ * alone (METRICS). The sampler also runs when tracing alone.
  *
  * stageprof_hot_state mirrors the state for the macros. Each start bumps a
  * generation in filter_token, so per-site category decisions cached in
@@ -23,7 +29,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http.h"
+#include "metrics.h"
 #include "ring.h"
+#include "sampler.h"
 #include "tbuf.h"
 
 int stageprof_hot_state;
@@ -255,6 +264,10 @@ void stageprof_config_init(stageprof_config_t *cfg)
     cfg->snapshot_signal = STAGEPROF_UNSET;
     cfg->crash_dump = STAGEPROF_UNSET;
     cfg->follow_fork = STAGEPROF_UNSET;
+    cfg->http_max_connections = STAGEPROF_UNSET;
+    cfg->http_idle_timeout_s = STAGEPROF_UNSET;
+    cfg->sample_hz = STAGEPROF_UNSET;
+    cfg->max_stages = STAGEPROF_UNSET;
 }
 
 static void at_exit(void)
@@ -264,9 +277,11 @@ static void at_exit(void)
      * code ran. Start now so the user gets a trace that says so (no
      * events, complete) rather than no file at all.
      */
-    if (LOAD_RELAXED(&stageprof_hot_state) == STATE_ARMED)
+    if (LOAD_RELAXED(&stageprof_hot_state) == STATE_ARMED &&
+        stageprof__config_env_enabled())
         (void)stageprof__ensure_tracing();
-    if (LOAD_RELAXED(&stageprof_hot_state) == STATE_TRACING)
+    int st = LOAD_RELAXED(&stageprof_hot_state);
+    if (st == STATE_TRACING || st == STATE_METRICS)
         (void)stageprof_stop();
 }
 
@@ -324,9 +339,10 @@ static int start_locked(const stageprof_config_t *user)
     if (rc != 0)
         return rc;
 
-    /* The clock (and its anchor thread) only serves tracing. */
+    /* The clock (and its anchor thread) serves tracing and metrics. */
     const char *why;
-    if (conf.enable && stageprof__clock_open(conf.clock, &why) != 0)
+    int live = conf.http != NULL;
+    if ((conf.enable || live) && stageprof__clock_open(conf.clock, &why) != 0)
         stageprof__log_conf(&conf, STAGEPROF_LOG_WARN,
                             "cannot start the clock thread: the TSC is "
                             "re-anchored only when a trace is written");
@@ -357,6 +373,22 @@ static int start_locked(const stageprof_config_t *user)
                   conf.enable ? STATE_TRACING : STATE_OFF);
     if (conf.enable) /* records spans (privately): needs the state set */
         stageprof__g.cost_ns_per_event = stageprof__overhead_calibrate();
+    /* After the calibration, whose spans are no stage of the pipeline. */
+    if (live && stageprof__metrics_open(&conf) != 0) {
+        stageprof__log(STAGEPROF_LOG_WARN,
+                       "cannot start metrics (out of memory): no /metrics");
+        live = 0;
+    }
+    stageprof__g.live = live;
+    stageprof__g.live_pid = (int)getpid();
+    if (live) {
+        (void)stageprof__http_start(&conf); /* a failure is logged */
+        if (!conf.enable)
+            STORE_RELEASE(&stageprof_hot_state, STATE_METRICS);
+    }
+    if ((conf.enable || live) && stageprof__sampler_start(&conf) != 0)
+        stageprof__log(STAGEPROF_LOG_WARN, "cannot start the resource "
+                                           "sampler thread: no samples");
     if (conf.enable)
         stageprof__log(STAGEPROF_LOG_INFO,
                        "tracing on: clock %s, buffer %lld bytes, traces in %s",
@@ -394,9 +426,20 @@ int stageprof_stop(void)
         return STAGEPROF_ENOTSTARTED;
     }
     int traced = stageprof__g.conf.enable;
+    /* A forked child has neither the endpoint nor the sampler thread. */
+    int own = stageprof__g.live_pid == (int)getpid();
+    int live = stageprof__g.live && own;
     stageprof__g.started = 0;
+    stageprof__g.live = 0;
     STORE_RELEASE(&stageprof_hot_state, STATE_OFF);
     pthread_mutex_unlock(&stageprof__g.lock);
+
+    if (live) {
+        stageprof__metrics_close();
+        stageprof__http_stop();
+    }
+    if (own)
+        stageprof__sampler_stop();
 
     int rc = traced ? stageprof__trace_file_write(1) : 0;
     if (traced)
@@ -486,15 +529,17 @@ unsigned stageprof__site_resolve(stageprof_site_t *site)
 }
 
 /*
- * At load: arm when STAGEPROF_ENABLE (or its alias) is present at all, so
- * the first event starts tracing, or resolves the configuration and reports
- * a bad value through STAGEPROF_LOG_FILE; at exit a process that never
- * recorded resolves it too (and writes an empty trace when enabled).
+ * At load: arm when STAGEPROF_ENABLE (or its alias) or STAGEPROF_HTTP is
+ * present at all, so the first event starts tracing or metrics, or resolves the
+ * configuration and reports a bad value through STAGEPROF_LOG_FILE; at exit a
+ * process that never recorded resolves it too (and writes an empty trace when
+ * enabled).
  */
 __attribute__((constructor)) static void autoarm(void)
 {
     if (getenv("STAGEPROF_ENABLE") == NULL &&
-        getenv("ENABLE_WORKFLOWS_PROFILING") == NULL)
+        getenv("ENABLE_WORKFLOWS_PROFILING") == NULL &&
+        getenv("STAGEPROF_HTTP") == NULL)
         return;
     STORE_RELEASE(&stageprof_hot_state, STATE_ARMED);
     pthread_mutex_lock(&stageprof__g.lock);

@@ -5,14 +5,23 @@
  * calling thread's current run, which the writer replays from the records
  * (and from each chunk's run_at_start) to put args.run on every event.
  * Whether a run end matches a begin is checked by the writer, which sees
- * all threads; recording stays lock-free.
+ * all threads; recording stays lock-free. With metrics on, begin and end
+ * also pair up by id for the run and queue-wait histograms.
  */
+#include "metrics.h"
 #include "ring.h"
 #include "tbuf.h"
+
+static inline int metrics_on(void)
+{
+    return LOAD_RELAXED(&stageprof__metrics_on);
+}
 
 static void flow_put(stageprof_site_t *site, uint64_t id, uint64_t phase)
 {
     struct tbuf *tb = tbuf_for(site);
+    if (unlikely(metrics_on()) && site != NULL)
+        stageprof__metrics_flow(site, id, (int)phase);
     if (likely(tb != NULL))
         tbuf_put_pair(tb, site, REC_FLOW, clock_ticks(), id, phase);
 }
@@ -64,6 +73,8 @@ static int enter_run(struct tbuf *tb, uint64_t run_id)
 void stageprof_run_begin(stageprof_site_t *site, uint64_t run_id)
 {
     struct tbuf *tb = run_gate();
+    if (unlikely(metrics_on()) && site != NULL && run_id != 0)
+        stageprof__metrics_run(site, run_id, 0);
     if (tb == NULL || run_id == 0)
         return;
     if (!enter_run(tb, run_id)) {
@@ -79,6 +90,8 @@ void stageprof_run_begin(stageprof_site_t *site, uint64_t run_id)
 void stageprof_run_end(stageprof_site_t *site, uint64_t run_id)
 {
     struct tbuf *tb = run_gate();
+    if (unlikely(metrics_on()) && site != NULL && run_id != 0)
+        stageprof__metrics_run(site, run_id, 1);
     if (tb == NULL || run_id == 0)
         return;
     int current = tb->run == run_id;

@@ -5,18 +5,20 @@
  * (the parent's events stay the parent's: written once, by the parent), the
  * parent's configuration and time base (so their traces align), and its own
  * trace file name (the pid is part of it). With STAGEPROF_FOLLOW_FORK=0 the
- * child records nothing.
+ * child records nothing. The endpoint, the sampler and the metrics are the
+ * parent's: a child of a metrics-only process records nothing.
  *
  * Locks: the prepare handler takes the profiler's locks in the order
  * stageprof_start() nests them (global, ring, chunk pool, clock, snapshot,
- * log; the evictor's ring-then-global is a try-lock), so no lock is copied
- * in the middle of a critical section; the parent releases them, the child
- * re-creates them. The writer lock is not taken (a long write would stall
+ * metrics, log; the evictor's ring-then-global is a try-lock), so no lock is
+ * copied in the middle of a critical section; the parent releases them, the
+ * child re-creates them. The writer lock is not taken (a long write would stall
  * fork()): the child re-creates it, as it does each thread buffer's lock, whose
  * owners do not exist in the child.
  */
 #include <string.h>
 
+#include "metrics.h"
 #include "ring.h"
 #include "tbuf.h"
 
@@ -27,12 +29,14 @@ static void prepare(void)
     stageprof__tbuf_fork(0);
     stageprof__clock_fork(0);
     stageprof__snapshot_fork(0);
+    stageprof__metrics_fork(0);
     stageprof__log_fork(0);
 }
 
 static void parent(void)
 {
     stageprof__log_fork(1);
+    stageprof__metrics_fork(1);
     stageprof__snapshot_fork(1);
     stageprof__clock_fork(1);
     stageprof__tbuf_fork(1);
@@ -43,6 +47,7 @@ static void parent(void)
 static void child(void)
 {
     stageprof__log_fork(2);
+    stageprof__metrics_fork(2);
     stageprof__clock_fork(2);
     pthread_mutex_init(&stageprof__g.lock, NULL);
     pthread_mutex_init(&stageprof__g.wlock, NULL);
@@ -63,6 +68,12 @@ static void child(void)
     stageprof__g.nopen_runs = 0;
     stageprof__ring_fork(2);
     stageprof__snapshot_fork(2);
+    /* The endpoint and the sampler stay the parent's; so do the metrics. */
+    stageprof__g.live = 0;
+    if (LOAD_RELAXED(&stageprof_hot_state) == STATE_METRICS) {
+        stageprof__g.started = 0;
+        STORE_RELEASE(&stageprof_hot_state, STATE_OFF);
+    }
     if (stageprof__g.started && !stageprof__g.conf.follow_fork) {
         stageprof__g.started = 0;
         STORE_RELEASE(&stageprof_hot_state, STATE_OFF);

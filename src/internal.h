@@ -35,7 +35,10 @@
 enum {
     STATE_OFF = 0,     /* nothing recorded; macros do not call in */
     STATE_TRACING = 1, /* events recorded */
-    STATE_ARMED = 2    /* STAGEPROF_ENABLE set, start at the first event */
+    STATE_ARMED = 2,   /* STAGEPROF_ENABLE or _HTTP set: start at the
+                          first event */
+    STATE_METRICS = 3  /* not tracing; spans, runs, flows and counters feed
+                          the metrics only */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -55,6 +58,7 @@ char *stageprof__strdup(const char *s);
 #define STAGEPROF_DEFAULT_BUFFER_BYTES (64ll << 20)
 #define STAGEPROF_MIN_BUFFER_BYTES (16ll << 10)
 #define STAGEPROF_MAX_CATEGORY_RULES 64
+#define STAGEPROF_MAX_BUCKETS 64
 
 /* One rule of STAGEPROF_CATEGORIES: a name, "*", or an exclusion. */
 struct cat_rule {
@@ -84,6 +88,14 @@ struct conf {
     int snapshot_signal;     /* 0: none */
     int crash_dump;
     int follow_fork;
+    char *http;       /* endpoint address as given; NULL: off */
+    char *http_token; /* NULL: none */
+    long long http_max_connections;
+    long long http_idle_timeout_s;
+    long long sample_hz;                   /* 0: sampler off */
+    double buckets[STAGEPROF_MAX_BUCKETS]; /* upper bounds, s, increasing */
+    int nbuckets;
+    long long max_stages;
     /* where each setting came from: "default", "env" or "api" */
     const char *src_enable, *src_dir, *src_buffer_bytes, *src_categories,
         *src_clock;
@@ -108,6 +120,8 @@ int stageprof__parse_size(const char *s, long long *out);
 int stageprof__parse_categories(const char *s, struct conf *c);
 int stageprof__parse_count(const char *s, long long *out);
 int stageprof__parse_signal(const char *s, int *out);
+/* Comma list of increasing positive seconds into @out (at most @max). */
+int stageprof__parse_buckets(const char *s, double *out, int max, int *n);
 
 /* ------------------------------------------------------------------------ */
 /* Clock (clock.c)                                                          */
@@ -181,7 +195,9 @@ struct global {
     int started;           /* a session exists (tracing or not) */
     int ever_started;      /* some session existed */
     int atexit_registered;
-    struct conf conf;      /* configuration in force */
+    int live;         /* the session serves metrics (endpoint, histograms) */
+    int live_pid;     /* process that started the endpoint and the sampler */
+    struct conf conf; /* configuration in force */
     uint64_t base_mono_ns; /* trace time base */
     uint64_t base_real_ns;
     uint64_t chunk_bytes;  /* size of one buffer chunk (atomic) */

@@ -215,6 +215,14 @@ int stageprof__ring_pin(uint64_t size)
     return 0;
 }
 
+uint64_t stageprof__ring_evicted(void)
+{
+    pthread_mutex_lock(&ring.lock);
+    uint64_t n = ring.evicted;
+    pthread_mutex_unlock(&ring.lock);
+    return n;
+}
+
 uint64_t stageprof__ring_unmatched_ends(void)
 {
     pthread_mutex_lock(&ring.lock);

@@ -67,6 +67,8 @@ int stageprof__ring_is_active(void);
 int stageprof__ring_pin(uint64_t size);
 /* Run ends seen without their run in progress (misuse). */
 uint64_t stageprof__ring_unmatched_ends(void);
+/* Completed runs pushed out of the ring (the process's total). */
+uint64_t stageprof__ring_evicted(void);
 /* A pinned chunk was freed (consumed by a write). */
 void stageprof__ring_unpin(uint64_t size);
 /*

@@ -11,7 +11,57 @@
  */
 #include <string.h>
 
+#include "metrics.h"
 #include "tbuf.h"
+
+/*
+ * Spans counted in the metrics only (metrics mode, or tracing with the span
+ * not recorded: category filtered, run not sampled, buffer full) carry
+ * their series and begin time in the span value itself: owner is the slot
+ * shifted left and tagged with bit 0 (a tbuf pointer never has it), depth
+ * and serial the low and high halves of the begin ticks. They need no
+ * thread state, so they may end on any thread.
+ */
+static inline int metrics_on(void)
+{
+    return LOAD_RELAXED(&stageprof__metrics_on);
+}
+
+static inline int is_metered_only(const stageprof_span_t *s)
+{
+    return ((uintptr_t)s->owner & 1u) != 0;
+}
+
+/* A metrics-only span of @slot beginning now (none without a series). */
+static stageprof_span_t metered_only(uint32_t slot)
+{
+    if (slot == UINT32_MAX)
+        return stageprof_span_none();
+    uint64_t now = clock_ticks();
+    stageprof_span_t s;
+    s.owner = (void *)(((uintptr_t)slot << 1) | 1u);
+    s.depth = (unsigned)now;
+    s.serial = (unsigned)(now >> 32);
+    return s;
+}
+
+/* A span that is not recorded: counted in the metrics when they are on. */
+static stageprof_span_t unrecorded(stageprof_site_t *site)
+{
+    if (!metrics_on() || site == NULL)
+        return stageprof_span_none();
+    return metered_only(stageprof__metrics_stage(site));
+}
+
+/* End a metrics-only span at @now. */
+static void end_metered_only(stageprof_span_t *span, uint64_t now)
+{
+    uint64_t start = (uint64_t)span->depth | ((uint64_t)span->serial << 32);
+    uint32_t slot = (uint32_t)((uintptr_t)span->owner >> 1);
+    span->owner = NULL;
+    span->depth = SPAN_ENDED;
+    stageprof__metrics_observe(slot, now - start);
+}
 
 /* Open a span whose BEGIN record of @size bytes (@kind) is at the result. */
 static inline struct rec *begin_record(struct tbuf *tb, size_t size)
@@ -49,8 +99,11 @@ static inline stageprof_span_t push_span(struct tbuf *tb, unsigned depth)
  */
 static inline stageprof_span_t begin_write(struct tbuf *tb, unsigned char *pos,
                                            unsigned depth,
-                                           stageprof_site_t *site, uint64_t now)
+                                           stageprof_site_t *site, uint64_t now,
+                                           uint32_t slot)
 {
+    tb->mslot[depth] = slot;
+    tb->mstart[depth] = now;
     struct rec *r = (struct rec *)pos;
     r->a = now;
     r->b = (uintptr_t)site | REC_BEGIN;
@@ -67,19 +120,32 @@ begin_slow(stageprof_site_t *site)
 {
     struct tbuf *tb = tbuf_for(site);
     if (unlikely(tb == NULL))
-        return stageprof_span_none();
+        return unrecorded(site);
     unsigned depth = tb->depth;
     if (unlikely(depth >= STAGEPROF_MAX_DEPTH)) {
         BUMP(&tb->mis_depth);
-        return stageprof_span_none();
+        return unrecorded(site);
     }
+    uint32_t slot =
+        metrics_on() && site ? stageprof__metrics_stage(site) : UINT32_MAX;
     struct rec *r = begin_record(tb, REC_SIZE);
     if (unlikely(r == NULL))
-        return stageprof_span_none();
-    r->a = clock_ticks();
+        return slot == UINT32_MAX ? stageprof_span_none() : metered_only(slot);
+    uint64_t now = clock_ticks();
+    r->a = now;
     r->b = (uintptr_t)site | REC_BEGIN;
     tbuf_commit(tb);
+    tb->mslot[depth] = slot;
+    tb->mstart[depth] = now;
     return push_span(tb, depth);
+}
+
+/* The fast path's case with metrics on: resolve the series first. */
+static __attribute__((noinline)) stageprof_span_t
+begin_metered(struct tbuf *tb, unsigned depth, stageprof_site_t *site)
+{
+    uint32_t slot = stageprof__metrics_stage(site);
+    return begin_write(tb, tb->pos, depth, site, tsc_ticks(), slot);
 }
 
 /*
@@ -102,7 +168,9 @@ stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
                  pos + 2 * REC_SIZE > tb->limit ||
                  LOAD_RELAXED(&stageprof__g.clock_mode) != CLOCK_MODE_TSC))
         return begin_slow(site);
-    return begin_write(tb, pos, depth, site, tsc_ticks());
+    if (unlikely(metrics_on()))
+        return begin_metered(tb, depth, site);
+    return begin_write(tb, pos, depth, site, tsc_ticks(), UINT32_MAX);
 }
 
 /* Copy at most STAGEPROF_MAX_STRING bytes of @s; counts truncation. */
@@ -122,17 +190,23 @@ stageprof_span_t stageprof_span_begin_name(stageprof_site_t *site,
     if (name == NULL)
         name = "";
     struct tbuf *tb = tbuf_for(site);
+    /* A name known at run time is looked up (under a lock) every time. */
+    uint32_t slot =
+        metrics_on() ? stageprof__metrics_stage_named(site, name) : UINT32_MAX;
     if (unlikely(tb == NULL))
-        return stageprof_span_none();
+        return metered_only(slot);
     if (unlikely(tb->depth >= STAGEPROF_MAX_DEPTH)) {
         BUMP(&tb->mis_depth);
-        return stageprof_span_none();
+        return metered_only(slot);
     }
     size_t len = bounded_len(tb, name);
     struct rec *r = begin_record(tb, 2 * REC_SIZE + str_slots(len));
     if (unlikely(r == NULL))
-        return stageprof_span_none();
-    r[0].a = clock_ticks();
+        return metered_only(slot);
+    uint64_t now = clock_ticks();
+    tb->mslot[tb->depth] = slot;
+    tb->mstart[tb->depth] = now;
+    r[0].a = now;
     r[0].b = (uintptr_t)site | REC_BEGIN_NAME;
     r[1].a = len;
     r[1].b = 0;
@@ -152,11 +226,23 @@ static inline void end_record(struct tbuf *tb, uint64_t now)
     tb->depth--;
 }
 
+/* Count the span just ended at level tb->depth in the metrics. */
+static __attribute__((noinline)) void end_observe(struct tbuf *tb, uint64_t now)
+{
+    unsigned d = tb->depth;
+    if (tb->mslot[d] != UINT32_MAX && now > tb->mstart[d])
+        stageprof__metrics_observe(tb->mslot[d], now - tb->mstart[d]);
+}
+
 /* Every case the fast path below does not take, with the time read. */
 static __attribute__((noinline)) void end_slow(stageprof_span_t *span,
                                                uint64_t now)
 {
     struct tbuf *tb = stageprof__tls;
+    if (is_metered_only(span)) {
+        end_metered_only(span, now);
+        return;
+    }
     if (unlikely(span->owner != tb)) {
         if (tb != NULL)
             BUMP(&tb->mis_end_other);
@@ -176,10 +262,14 @@ static __attribute__((noinline)) void end_slow(stageprof_span_t *span,
     while (unlikely(tb->depth > d + 1)) {
         BUMP(&tb->mis_unclosed);
         end_record(tb, now);
+        if (metrics_on())
+            end_observe(tb, now);
     }
     end_record(tb, now);
     tbuf_commit(tb);
     span->depth = SPAN_ENDED;
+    if (metrics_on())
+        end_observe(tb, now);
 }
 
 static __attribute__((noinline)) void end_slow_clock(stageprof_span_t *span)
@@ -212,12 +302,16 @@ void stageprof_span_end(stageprof_span_t *span)
     end_record(tb, now);
     tbuf_commit(tb);
     span->depth = SPAN_ENDED;
+    if (unlikely(metrics_on()))
+        stageprof__metrics_observe(tb->mslot[d], now - tb->mstart[d]);
 }
 
 void stageprof_span_complete(stageprof_site_t *site, uint64_t start_ns,
                              uint64_t dur_ns)
 {
     struct tbuf *tb = tbuf_for(site);
+    if (unlikely(metrics_on()) && site != NULL)
+        stageprof__metrics_observe_ns(stageprof__metrics_stage(site), dur_ns);
     if (unlikely(tb == NULL))
         return;
     tbuf_put_pair(tb, site, REC_COMPLETE, start_ns, dur_ns, 0);
@@ -249,7 +343,7 @@ stageprof_span_t stageprof_instant(stageprof_site_t *site)
  */
 static long arg_target(struct tbuf **tbp, const stageprof_span_t *span)
 {
-    if (span == NULL || span->owner == NULL)
+    if (span == NULL || span->owner == NULL || is_metered_only(span))
         return -1;
     if (LOAD_RELAXED(&stageprof_hot_state) != STATE_TRACING)
         return -1;

@@ -104,6 +104,9 @@ struct tbuf {
     unsigned char *after_instant; /* pos just after the last instant */
     unsigned instant_serial;      /* serial of that instant */
     unsigned stack_serial[STAGEPROF_MAX_DEPTH]; /* serial per open level */
+    uint32_t mslot[STAGEPROF_MAX_DEPTH];  /* metrics series per open level,
+                                             UINT32_MAX none */
+    uint64_t mstart[STAGEPROF_MAX_DEPTH]; /* its begin ticks */
 
     /* counters: written by the owner (relaxed), read by anyone */
     uint64_t dropped;       /* events that did not fit the budget */

@@ -3,15 +3,17 @@
 #
 #   compile.sh --compiler CC --lang c|c++ --std STD --disable 0|1
 #              --source FILE --include DIR --lib LIBSTAGEPROF_A
-#              [--extra "FLAGS"] --work DIR
+#              [--extra "FLAGS"] [--libs "LIBS"] --work DIR
 #
 # Compiles FILE as LANG/STD with -Wall -Wextra -Werror (and -Wpedantic).
 # With --disable 1 the program is compiled with -DSTAGEPROF_DISABLE and
 # only compiled; otherwise it is linked against the static library and run,
-# once with tracing off and once with STAGEPROF_ENABLE=1.
+# once with tracing off and once with STAGEPROF_ENABLE=1. LIBS are what the
+# static library itself links (default: -pthread -lm -lz).
 set -eu
 
 compiler='' lang='' std='' disable=0 source='' include='' lib='' extra='' work=''
+libs='-pthread -lm -lz'
 while [ $# -gt 0 ]; do
     case "$1" in
     --compiler) compiler=$2 ;;
@@ -22,6 +24,7 @@ while [ $# -gt 0 ]; do
     --include) include=$2 ;;
     --lib) lib=$2 ;;
     --extra) extra=$2 ;;
+    --libs) libs=$2 ;;
     --work) work=$2 ;;
     *) echo "compile.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -65,7 +68,7 @@ fi
 
 # The static library's own dependencies: pthreads, libm, zlib.
 # shellcheck disable=SC2086
-run "$compiler" $extra "$work/api.o" "$lib" -pthread -lm -lz -o "$work/api"
+run "$compiler" $extra "$work/api.o" "$lib" $libs -o "$work/api"
 
 run "$work/api"
 mkdir -p "$work/trace"
