@@ -26,8 +26,10 @@ set(STAGEPROF_TEST_UNSET_ENV
     ENABLE_WORKFLOWS_PROFILING WORKFLOWS_PROFILER_BUFFER_SIZE)
 
 # stageprof_test_clean_env(TEST...) - give each CTest test a predictable
-# environment: the variables above unset, sanitizer runtime options set.
-# Usable from tests/integration as well.
+# environment: the variables above unset, the resource sampler off (its
+# counter tracks would join every trace a test checks; the tests of the
+# sampler turn it on themselves), sanitizer runtime options set. Usable
+# from tests/integration as well.
 function(stageprof_test_clean_env)
     foreach(test IN LISTS ARGN)
         if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.22)
@@ -36,12 +38,14 @@ function(stageprof_test_clean_env)
                 list(APPEND mods "${var}=unset:")
             endforeach()
             set_property(TEST ${test} APPEND PROPERTY
-                ENVIRONMENT_MODIFICATION ${mods})
+                ENVIRONMENT_MODIFICATION ${mods} "STAGEPROF_SAMPLE_HZ=set:0")
         else()
             set(vals "")
             foreach(var IN LISTS STAGEPROF_TEST_UNSET_ENV)
                 list(APPEND vals "${var}=")
             endforeach()
+            list(REMOVE_ITEM vals "STAGEPROF_SAMPLE_HZ=")
+            list(APPEND vals "STAGEPROF_SAMPLE_HZ=0")
             set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT ${vals})
         endif()
         if(STAGEPROF_SANITIZE)

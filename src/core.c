@@ -386,9 +386,8 @@ static int start_locked(const stageprof_config_t *user)
         if (!conf.enable)
             STORE_RELEASE(&stageprof_hot_state, STATE_METRICS);
     }
-    if ((conf.enable || live) && stageprof__sampler_start(&conf) != 0)
-        stageprof__log(STAGEPROF_LOG_WARN, "cannot start the resource "
-                                           "sampler thread: no samples");
+    if (conf.enable || live)
+        (void)stageprof__sampler_start(&conf); /* a failure is logged */
     if (conf.enable)
         stageprof__log(STAGEPROF_LOG_INFO,
                        "tracing on: clock %s, buffer %lld bytes, traces in %s",

@@ -10,14 +10,15 @@
  *
  * Locks: the prepare handler takes the profiler's locks in the order
  * stageprof_start() nests them (global, ring, chunk pool, clock, snapshot,
- * metrics, log; the evictor's ring-then-global is a try-lock), so no lock is
- * copied in the middle of a critical section; the parent releases them, the
- * child re-creates them. The writer lock is not taken (a long write would stall
- * fork()): the child re-creates it, as it does each thread buffer's lock, whose
- * owners do not exist in the child.
+ * metrics, endpoint, log; the evictor's ring-then-global is a try-lock), so no
+ * lock is copied in the middle of a critical section; the parent releases them,
+ * the child re-creates them. The writer lock is not taken (a long write would
+ * stall fork()): the child re-creates it, as it does each thread buffer's lock,
+ * whose owners do not exist in the child.
  */
 #include <string.h>
 
+#include "http.h"
 #include "metrics.h"
 #include "ring.h"
 #include "tbuf.h"
@@ -30,12 +31,14 @@ static void prepare(void)
     stageprof__clock_fork(0);
     stageprof__snapshot_fork(0);
     stageprof__metrics_fork(0);
+    stageprof__http_fork(0);
     stageprof__log_fork(0);
 }
 
 static void parent(void)
 {
     stageprof__log_fork(1);
+    stageprof__http_fork(1);
     stageprof__metrics_fork(1);
     stageprof__snapshot_fork(1);
     stageprof__clock_fork(1);
@@ -48,6 +51,7 @@ static void child(void)
 {
     stageprof__log_fork(2);
     stageprof__metrics_fork(2);
+    stageprof__http_fork(2);
     stageprof__clock_fork(2);
     pthread_mutex_init(&stageprof__g.lock, NULL);
     pthread_mutex_init(&stageprof__g.wlock, NULL);

@@ -36,6 +36,8 @@ void stageprof__http_render(struct strbuf *sb);
  * fork() hook (see internal.h): @phase 0 before fork, 1 in the parent, 2 in
  * the child, where the server thread does not exist: the child closes its
  * copy of the listening socket and forgets the server without stopping it.
+ * Phase 0 takes one short lock that is never held while waiting, so it may
+ * come anywhere after stageprof__g.lock in the prepare handler.
  */
 void stageprof__http_fork(int phase);
 

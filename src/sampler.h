@@ -135,6 +135,8 @@ void stageprof__sampler_clean_name(const char *in, char *out, size_t cap);
 #define SAMPLER_MAX_NAMES 64
 /* Live threads tracked for thread CPU at one time. */
 #define SAMPLER_MAX_TIDS 1024
+/* The thread walks /proc/self/task at most this often (ns). */
+#define SAMPLER_WALK_NS 1000000000ull
 /* Highest rate accepted; a larger sample_hz is capped. */
 #define SAMPLER_MAX_HZ 1000
 
@@ -142,10 +144,11 @@ void stageprof__sampler_clean_name(const char *in, char *out, size_t cap);
  * stageprof__sampler_start - start the sampler thread.
  * @c: configuration; only c->sample_hz is read (0 or less: no thread).
  *
- * The thread takes one sample at once and then one every 1/hz seconds,
- * keeps the latest figures for stageprof__sampler_render(), and records
- * them as counters into the trace while stageprof_is_tracing(). It never
- * prints and skips a figure whose file cannot be read.
+ * The thread takes one sample at once and then one every 1/hz seconds
+ * (thread CPU by name at most once a second), keeps the latest figures for
+ * stageprof__sampler_render(), and records them as counters into the trace
+ * while stageprof_is_tracing(). It never prints and skips a figure whose file
+ * cannot be read.
  *
  * Thread-safe against stop and render. Returns 0 (also with nothing to
  * start), STAGEPROF_EALREADY when the thread already runs, or
@@ -172,12 +175,12 @@ void stageprof__sampler_render(struct strbuf *sb);
 
 /*
  * stageprof__sampler_sample_now - take one sample on the calling thread,
- * exactly as the thread does (also recording counters when tracing), for
- * tests and the benchmark. The files it opens stay open until the next
- * stageprof__sampler_stop(). Returns 0, or STAGEPROF_EBUSY while the
- * thread runs.
+ * as the thread does (also recording counters when tracing), for tests
+ * and the benchmark; with @threads, thread CPU by name is read too. The files
+ * it opens stay open until the next stageprof__sampler_stop(). Returns 0, or
+ * STAGEPROF_EBUSY while the thread runs.
  */
-int stageprof__sampler_sample_now(void);
+int stageprof__sampler_sample_now(int threads);
 
 /* Samples taken since the process started (thread and sample_now). */
 uint64_t stageprof__sampler_samples(void);

@@ -62,7 +62,10 @@ static inline char *write_to_string(int *rc_out)
     return m.sb.buf;
 }
 
-/* Start tracing with the fake clock and fixed ids into @dir. */
+/*
+ * Start tracing with the fake clock and fixed ids into @dir, without the
+ * resource sampler (its counter tracks would change the exact traces).
+ */
 static inline void start_fake(const char *dir, long long buffer_bytes)
 {
     stageprof__clock_set_fake(fake_clock);
@@ -70,6 +73,7 @@ static inline void start_fake(const char *dir, long long buffer_bytes)
     stageprof_config_t c;
     stageprof_config_init(&c);
     c.enable = 1;
+    c.sample_hz = 0;
     c.dir = dir ? dir : "/tmp/stageprof-unit";
     if (buffer_bytes > 0)
         c.buffer_bytes = buffer_bytes;
