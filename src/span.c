@@ -168,9 +168,15 @@ stageprof_span_t stageprof_span_begin(stageprof_site_t *site)
                  pos + 2 * REC_SIZE > tb->limit ||
                  LOAD_RELAXED(&stageprof__g.clock_mode) != CLOCK_MODE_TSC))
         return begin_slow(site);
-    if (unlikely(metrics_on()))
-        return begin_metered(tb, depth, site);
-    return begin_write(tb, pos, depth, site, tsc_ticks(), UINT32_MAX);
+    uint32_t slot = UINT32_MAX;
+    if (unlikely(metrics_on())) {
+        /* The site's cached series; resolving it is the slow path's. */
+        unsigned m = LOAD_RELAXED(&site->metric);
+        if (unlikely(m == 0))
+            return begin_metered(tb, depth, site);
+        slot = m - 1;
+    }
+    return begin_write(tb, pos, depth, site, tsc_ticks(), slot);
 }
 
 /* Copy at most STAGEPROF_MAX_STRING bytes of @s; counts truncation. */
