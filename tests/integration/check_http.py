@@ -451,7 +451,10 @@ def idle_timeouts(prog, work):
 
 def mode_hostile(prog, work):
     cap, idle_s = 256, 6
+    # The resource sampler runs too: sanitizer builds see it beside the
+    # endpoint and the pipeline.
     p = Pipeline(prog, work, "hostile", STAGEPROF_HTTP="127.0.0.1:0",
+                 STAGEPROF_SAMPLE_HZ="50",
                  STAGEPROF_HTTP_MAX_CONNECTIONS=str(cap),
                  STAGEPROF_HTTP_IDLE_TIMEOUT_S=str(idle_s),
                  STAGEPROF_LOG_FILE=os.path.join(work, "hostile.log"))
@@ -463,6 +466,10 @@ def mode_hostile(prog, work):
         connection_limits(p, cap, rss)
         slow_reader(p, rss)
         body = good_client(p.port, "at the end")
+        ensure(metric(body, "stageprof_sampler_samples_total") >= 10,
+               "the sampler took fewer than 10 samples at 50 Hz")
+        ensure(metric(body, "process_cpu_seconds_total") > 0,
+               "no process CPU time in /metrics")
         p.alive("the whole run")
         rss.append(p.rss_kb())
         ensure(max(rss) - rss[0] < RSS_GROWTH_KB, "RSS grew from %d kB to %d "
