@@ -362,6 +362,12 @@ BENCH_FN uint64_t bench_calibrate(struct bench_variant *v, double ms)
     }
 }
 
+/* "met" or "MISSED", for the lines that set a figure against its target. */
+BENCH_FN const char *bench_verdict(int ok)
+{
+    return ok ? "met" : "MISSED";
+}
+
 BENCH_FN int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

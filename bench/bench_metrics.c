@@ -20,6 +20,7 @@
  * interval of one core (1 ms).
  */
 #include "bench.h"
+#include "drain.h"
 #include "metrics.h"
 #include "stageprof.h"
 #include "tbuf.h"
@@ -27,26 +28,6 @@
 
 #define SPAN_LOOP(name) span_##name
 #include "span_loops.h"
-
-static uint64_t drained_bytes;
-
-static int discard_write(void *ud, const void *data, size_t len)
-{
-    (void)data;
-    *(uint64_t *)ud += len;
-    return 0;
-}
-
-/* Write everything recorded into a discarding sink: buffers are released. */
-static void drain(void)
-{
-    struct sink s = {discard_write, NULL, &drained_bytes};
-    pthread_mutex_lock(&stageprof__g.wlock);
-    int rc = stageprof__writer_write(&s, 0);
-    pthread_mutex_unlock(&stageprof__g.wlock);
-    if (rc != 0)
-        bench_die("writing the recorded events failed");
-}
 
 static void metrics_off(void)
 {
@@ -70,11 +51,6 @@ static void start(int enable)
     c.dir = "/tmp/stageprof-bench-metrics";
     if (stageprof_start(&c) != 0)
         bench_die("stageprof_start failed");
-}
-
-static const char *verdict(int ok)
-{
-    return ok ? "met" : "MISSED";
 }
 
 static double best_of(struct bench_variant *v, int nv, const char *key)
@@ -161,7 +137,7 @@ static void scrape_bench(int reps)
            best_copy / 1e3, best / (best_copy > 0 ? best_copy : 1));
     printf("  share of a 1 s scrape interval of one core: %.5f (target <= "
            "0.001: %s)\n",
-           best / 1e9, verdict(best / 1e9 <= 0.001));
+           best / 1e9, bench_verdict(best / 1e9 <= 0.001));
     free(copy);
     stageprof__sb_fini(&sb);
 }
@@ -209,7 +185,7 @@ int main(int argc, char **argv)
     double added = best_of(a, na, "trace_metrics") - best_of(a, na, "trace");
     printf("  histogram update: %.2f ns added to a span of %.2f ns (loop "
            "removed): ratio %.3f (target <= 0.25: %s)\n",
-           added, plain, added / plain, verdict(added / plain <= 0.25));
+           added, plain, added / plain, bench_verdict(added / plain <= 0.25));
     if (stageprof_stop() != 0)
         bench_die("stageprof_stop failed");
 

@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     printf("  peak RSS growth      %.1f MiB (budget 64 MiB, target <= %.1f "
            "MiB): %s\n",
            growth / 1048576.0, budget * 1.1 / 1048576.0,
-           growth <= budget * 1.1 ? "met" : "MISSED");
+           bench_verdict(growth <= budget * 1.1));
     (void)stageprof_stop();
     return 0;
 }

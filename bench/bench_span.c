@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 
 #include "bench.h"
+#include "drain.h"
 #include "stageprof.h"
 #include "tbuf.h"
 
@@ -145,30 +146,7 @@ static void pool_make_warm(void)
     pthread_mutex_unlock(&pool.lock);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Consuming what was recorded                                              */
-/* ------------------------------------------------------------------------ */
-
-static uint64_t drained_bytes;
-
-static int discard_write(void *ud, const void *data, size_t len)
-{
-    (void)data;
-    *(uint64_t *)ud += len;
-    return 0;
-}
-
-/* Write everything recorded into a discarding sink: buffers are released. */
-static void drain(void)
-{
-    struct sink s = {discard_write, NULL, &drained_bytes};
-    pthread_mutex_lock(&stageprof__g.wlock);
-    int rc = stageprof__writer_write(&s, 0);
-    pthread_mutex_unlock(&stageprof__g.wlock);
-    if (rc != 0)
-        bench_die("writing the recorded events failed");
-}
-
+/* Repetition set-up: warm or first-touch buffer memory. */
 static void warm_before(void)
 {
     pool_make_warm();
@@ -295,11 +273,6 @@ static int count_mode(const char *key, uint64_t n)
 /* ------------------------------------------------------------------------ */
 /* Main                                                                     */
 /* ------------------------------------------------------------------------ */
-
-static const char *verdict(int ok)
-{
-    return ok ? "met" : "MISSED";
-}
 
 int main(int argc, char **argv)
 {
@@ -430,11 +403,11 @@ int main(int argc, char **argv)
     double q = on->best_ns / r1->best_ns;
     printf("  span on, 1 thread, SCOPE      %6.3f x two rdtsc  "
            "(<= 1.15)   %s\n",
-           q, verdict(q <= 1.15));
+           q, bench_verdict(q <= 1.15));
     q = onbe->best_ns / r1->best_ns;
     printf("  span on, 1 thread, BEGIN/END  %6.3f x two rdtsc  "
            "(<= 1.15)   %s\n",
-           q, verdict(q <= 1.15));
+           q, bench_verdict(q <= 1.15));
     if (two) {
         struct bench_variant *r2 = bench_find(b2, nb2, "rdtsc2_2t");
         struct bench_variant *on2 = bench_find(b2, nb2, "on_scope_2t");
@@ -454,19 +427,19 @@ int main(int argc, char **argv)
         q = on2->best_ns / r2->best_ns;
         printf("  span on, 2 threads, per thread %5.3f x two rdtsc  "
                "(<= 1.2)    %s\n",
-               q, noisy ? "UNRELIABLE" : verdict(q <= 1.2));
+               q, noisy ? "UNRELIABLE" : bench_verdict(q <= 1.2));
         q = on2->best_rate / r2->best_rate;
         printf("  span on, 2 threads, total     %6.3f x baseline total "
                "(>= 0.85) %s\n",
-               q, noisy ? "UNRELIABLE" : verdict(q >= 0.85));
+               q, noisy ? "UNRELIABLE" : bench_verdict(q >= 0.85));
     }
     double d = off->best_ns - e1->best_ns;
     printf("  span off, 1 thread            %+6.2f ns vs empty loop "
            "(about 0.5 ns) %s\n",
-           d, verdict(d <= 0.75));
+           d, bench_verdict(d <= 0.75));
     printf("  bytes per record              %6.2f committed, %.4f with "
            "chunk headers (<= 16) %s\n",
-           committed, chunk_b, verdict(committed <= 16.0));
+           committed, chunk_b, bench_verdict(committed <= 16.0));
 
     tracing_stop();
     if (two)
