@@ -348,19 +348,10 @@ void text_add_str(struct text *t, const char *s)
     text_add(t, "\"");
 }
 
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* The frame's answer as one JSON line, appended to the output. */
-int stage_serialize(struct frame *f)
+int frame_answer_add(struct text *t, const struct frame *f, int class_ids)
 {
-    STAGEPROF_SCOPE(span, "serialize", "serve");
-    struct stage_clock clk = stage_clock_start(STAGE_SERIALIZE);
-    struct text t = {0};
     char buf[64];
-    const char *base = strrchr(f->path, '/');
-    text_add(&t, "{\"frame\":%llu,\"image\":", (unsigned long long)f->id);
-    text_add_str(&t, base ? base + 1 : f->path);
-    text_add(&t, ",\"width\":%d,\"height\":%d,\"detections\":[", f->im.w,
+    text_add(t, "\"width\":%d,\"height\":%d,\"detections\":[", f->im.w,
              f->im.h);
     int kept = 0;
     for (int i = 0; i < f->ndets; i++) {
@@ -369,25 +360,45 @@ int stage_serialize(struct frame *f)
         if (s <= 0.0f)
             continue;
         const box *b = &f->dets[i].bbox;
-        text_add(&t, "%s{\"label\":", kept++ ? "," : "");
-        text_add_str(&t,
-                     labels_get(stage_cfg.det_labels, cls, buf, sizeof buf));
-        text_add(&t, ",\"score\":%.4f,\"box\":[%.4f,%.4f,%.4f,%.4f]}", s, b->x,
+        text_add(t, "%s{\"label\":", kept++ ? "," : "");
+        text_add_str(t, labels_get(stage_cfg.det_labels, cls, buf, sizeof buf));
+        if (class_ids)
+            text_add(t, ",\"class\":%d", cls);
+        text_add(t, ",\"score\":%.4f,\"box\":[%.4f,%.4f,%.4f,%.4f]}", s, b->x,
                  b->y, b->w, b->h);
     }
-    text_add(&t, "],\"crops\":[");
+    text_add(t, "],\"crops\":[");
     for (int i = 0; i < f->ncrops; i++) {
         const struct crop_result *r = &f->crops[i];
         /* The box's place in the "detections" list written above. */
         int at = 0, cls = 0;
         for (int j = 0; j < r->det; j++)
             at += best_score(&f->dets[j], f->dets[j].classes, &cls) > 0.0f;
-        text_add(&t, "%s{\"detection\":%d,\"label\":", i ? "," : "", at);
+        text_add(t, "%s{\"detection\":%d,\"label\":", i ? "," : "", at);
         text_add_str(
-            &t, labels_get(stage_cfg.cls_labels, r->label, buf, sizeof buf));
-        text_add(&t, ",\"score\":%.4f}", (double)r->score);
+            t, labels_get(stage_cfg.cls_labels, r->label, buf, sizeof buf));
+        if (class_ids)
+            text_add(t, ",\"class\":%d", r->label);
+        text_add(t, ",\"score\":%.4f}", (double)r->score);
     }
-    text_add(&t, "],\"jpeg_bytes\":%zu}\n", f->jpeg_len);
+    text_add(t, "]");
+    return kept;
+}
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The frame's answer as one JSON line, appended to the output. */
+int stage_serialize(struct frame *f)
+{
+    STAGEPROF_SCOPE(span, "serialize", "serve");
+    struct stage_clock clk = stage_clock_start(STAGE_SERIALIZE);
+    struct text t = {0};
+    const char *base = strrchr(f->path, '/');
+    text_add(&t, "{\"frame\":%llu,\"image\":", (unsigned long long)f->id);
+    text_add_str(&t, base ? base + 1 : f->path);
+    text_add(&t, ",");
+    int kept = frame_answer_add(&t, f, 0);
+    text_add(&t, ",\"jpeg_bytes\":%zu}\n", f->jpeg_len);
     int rc = 0;
     if (t.oom) {
         snprintf(f->err, sizeof f->err, "out of memory for the answer");

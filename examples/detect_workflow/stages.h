@@ -148,6 +148,16 @@ void text_add(struct text *t, const char *fmt, ...)
 /* text_add_str - @s as a JSON string. */
 void text_add_str(struct text *t, const char *s);
 
+/*
+ * frame_answer_add - the frame's answer into @t, as the members of a JSON
+ * object without its braces: "width", "height", "detections" (label, and
+ * the class number too when @class_ids, score, box) and "crops" (the
+ * box's index in "detections", label, class number when @class_ids,
+ * score). Boxes without a finite positive score are left out. Returns the
+ * number of detections written. Reads only @f and stage_cfg's labels.
+ */
+int frame_answer_add(struct text *t, const struct frame *f, int class_ids);
+
 /* frame_release - free what the stages attached; the frame itself too. */
 void frame_release(struct frame *f);
 

@@ -21,17 +21,18 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.parse
-import urllib.request
+
+# promtest.py (tests/) starts the Prometheus; no __pycache__ in the tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+import promtest  # noqa: E402
+from promtest import GRAFANA_VARS  # noqa: E402
 
 PANEL_TYPES = {"timeseries", "heatmap", "stat", "gauge", "table",
                "bargauge", "text", "row"}
-GRAFANA_VARS = {"__rate_interval", "__interval", "__range"}
 
 
 def fail(msg):
@@ -90,72 +91,29 @@ def check_structure(d):
     return exprs
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
 def check_queries(prom, exprs):
     work = tempfile.mkdtemp(prefix="stageprof-prom-")
-    port = free_port()
-    cfg = os.path.join(work, "prometheus.yml")
-    with open(cfg, "w") as f:
-        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n"
-                "  - job_name: prometheus\n    static_configs:\n"
-                "      - targets: ['127.0.0.1:%d']\n" % port)
-    log = open(os.path.join(work, "log"), "w")
-    p = subprocess.Popen([prom, "--config.file=" + cfg,
-                          "--storage.tsdb.path=" + os.path.join(work, "db"),
-                          "--web.listen-address=127.0.0.1:%d" % port],
-                         stdout=log, stderr=subprocess.STDOUT)
-    base = "http://127.0.0.1:%d" % port
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                get(base + "/-/ready", 1)
-                break
-            except Exception:
-                if p.poll() is not None or time.time() > deadline:
-                    fail("Prometheus did not start; see %s" % work)
-                time.sleep(0.2)
-        # Scrapes of itself, so that rate() has samples to work on.
-        q = base + "/api/v1/query?" + urllib.parse.urlencode(
-            {"query": "count_over_time(up[1m])"})
-        while True:
-            r = json.loads(get(q))
-            if r["data"]["result"] and \
-                    float(r["data"]["result"][0]["value"][1]) >= 3:
-                break
-            if time.time() > deadline:
-                fail("Prometheus did not scrape itself; see %s" % work)
-            time.sleep(0.5)
-        answered = 0
-        for where, e in exprs:
-            q = e.replace("$__rate_interval", "1m")
-            q = re.sub(r"\$\{?(\w+)\}?", ".*", q)
-            url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": q})
-            try:
-                r = json.loads(get(url))
-            except urllib.error.HTTPError as err:
-                r = json.loads(err.read().decode())
-            if r.get("status") != "success":
-                fail("%s: %s\n  %s" % (where, r.get("error"), q))
-            answered += bool(r["data"]["result"])
-        print("%d expressions run, %d with data (Prometheus's own metrics)"
-              % (len(exprs), answered))
-        if answered == 0:
-            fail("no expression returned data: the process panels should")
-    finally:
-        p.terminate()
-        p.wait(timeout=10)
-        log.close()
+        with promtest.Prometheus(prom, work, {"prometheus": None}) as p:
+            # Scrapes of itself, so that rate() has samples to work on.
+            def scraped():
+                r = p.query("count_over_time(up[1m])")
+                return r["data"]["result"] and \
+                    float(r["data"]["result"][0]["value"][1]) >= 3
+            p.wait_until("Prometheus scraping itself", scraped, 90)
+            answered = 0
+            for where, e in exprs:
+                q = promtest.grafana_query(e, "1m")
+                r = p.query(q)
+                if r.get("status") != "success":
+                    fail("%s: %s\n  %s" % (where, r.get("error"), q))
+                answered += bool(r["data"]["result"])
+    except promtest.PromError as e:
+        fail("%s (files in %s)" % (e, work))
+    print("%d expressions run, %d with data (Prometheus's own metrics)"
+          % (len(exprs), answered))
+    if answered == 0:
+        fail("no expression returned data: the process panels should")
     shutil.rmtree(work, ignore_errors=True)
 
 
