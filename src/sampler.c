@@ -5,8 +5,9 @@
  *   stageprof__sampler_start(hz)
  *        |
  *   sampler thread ("stageprof-sampl"):
- *        lock; sample: read /proc files, rates from the previous sample,
- *              thread CPU by name; publish into S; unlock
+ *        lock; sample: getrusage and two /proc files, rates from the
+ *              previous sample; once a second also thread CPU by name,
+ *              thread count, pressure, I/O totals; publish into S; unlock
  *        record counters into the trace (tracing only), outside the lock
  *        lock; wait on `wake` until the next absolute deadline; ...
  *        |
@@ -25,6 +26,27 @@
  * use, so a sample costs reads, not path lookups; stop closes them. A file
  * that cannot be opened (no PSI in this kernel, /proc/<pid>/io denied) is
  * not tried again until the next stop, and its figures are left out.
+ *
+ * What a sample costs is mostly the kernel's, and at 10 Hz every read
+ * after a 100 ms sleep finds its code and data cold: each /proc file costs
+ * 15-35 us then, against 0.5-2.5 us back to back. So a sample reads as few
+ * files as the figures allow:
+ *
+ *   every sample   getrusage(RUSAGE_SELF): process CPU, page faults,
+ *                  context switches, storage bytes read and written;
+ *                  /proc/self/statm: RSS; the first line of /proc/stat
+ *   once a second  the thread walk (which also yields the thread count,
+ *                  else /proc/self/stat), the three pressure files and
+ *                  /proc/self/io (the byte totals for /metrics)
+ *
+ * The once-a-second figures change slowly, are averages already (the
+ * kernel updates avg10 every 2 s) or are counters only /metrics shows, so
+ * reading them ten times a second showed nothing more; between reads
+ * their latest values are kept for /metrics, and the trace gets a counter
+ * only when they were read (a counter track holds its value until the
+ * next event). The storage byte rates the trace shows every sample come
+ * from getrusage, whose block counts are the io file's read_bytes and
+ * write_bytes (see read_rusage()).
  *
  * Thread CPU by name: the thread lists /proc/self/task and reads each
  * thread's stat at most once a second (SAMPLER_WALK_NS), whatever the
@@ -256,6 +278,24 @@ int stageprof__sampler_parse_stat(const char *s, size_t len,
     return 0;
 }
 
+int stageprof__sampler_parse_statm(const char *s, size_t len,
+                                   struct sampler_statm *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s == NULL)
+        return STAGEPROF_EINVAL;
+    const char *p = s, *end = s + len;
+    uint64_t size, resident;
+    if (take_u64(&p, end, &size) != 0)
+        return STAGEPROF_EINVAL;
+    p = skip_blank(p, end);
+    if (take_u64(&p, end, &resident) != 0)
+        return STAGEPROF_EINVAL;
+    out->size = size;
+    out->resident = resident;
+    return 0;
+}
+
 unsigned stageprof__sampler_parse_status(const char *s, size_t len,
                                          struct sampler_status *out)
 {
@@ -470,7 +510,7 @@ void stageprof__sampler_clean_name(const char *in, char *out, size_t cap)
 
 enum {
     PF_STAT,
-    PF_STATUS,
+    PF_STATM,
     PF_IO,
     PF_SYSSTAT,
     PF_PSI_CPU,
@@ -488,21 +528,29 @@ struct pfile {
     int gone;  /* could not be opened: not tried again until stop */
 };
 
-/* The figures of one sample. */
+/*
+ * The figures of one sample. The group read once a second is carried over
+ * from the previous sample when not read again; slow_fresh tells which.
+ */
 struct sample {
-    uint64_t mono_ns; /* when taken */
-    uint64_t cpu_ns;  /* process CPU time, CLOCK_PROCESS_CPUTIME_ID */
-    int have_cpu_ns;
-    int have_stat;
-    struct sampler_stat st;
-    unsigned status_bits; /* SAMPLER_STATUS_* */
-    struct sampler_status status;
-    unsigned io_bits; /* SAMPLER_IO_* */
-    struct sampler_io io;
+    uint64_t mono_ns;        /* when taken */
+    int have_ru;             /* getrusage() answered: cpu_ns to write_bytes */
+    uint64_t cpu_ns;         /* process CPU time, user + system */
+    uint64_t minflt, majflt; /* page faults */
+    uint64_t voluntary, involuntary;  /* context switches, all threads */
+    uint64_t read_bytes, write_bytes; /* storage, in 512-byte steps */
+    int have_rss;
+    uint64_t rss_pages; /* resident set, from statm */
     int have_sys;
     struct sampler_cpu sys;
+    /* once a second */
+    int slow_fresh; /* read by this sample, not carried over */
+    int have_threads;
+    uint64_t threads;     /* threads in the process */
     unsigned psi_bits[3]; /* cpu, io, memory: SAMPLER_PSI_* */
     struct sampler_psi psi[3];
+    unsigned io_bits; /* SAMPLER_IO_*; also gates the byte rates */
+    struct sampler_io io;
 };
 
 /* Rates between two samples; a have_ flag per group. */
@@ -556,7 +604,7 @@ static struct {
     int cur_tab;           /* table of the latest sample */
     uint32_t gen;          /* last generation handed out */
     uint64_t untracked;    /* thread readings left out: table full */
-    uint64_t last_walk_ns; /* when the threads were last walked; 0 never */
+    uint64_t last_walk_ns; /* when the slow group was last read; 0 never */
 
     /* published, for render */
     uint64_t samples;
@@ -570,7 +618,7 @@ static struct {
     .pf =
         {
             [PF_STAT] = {"/proc/self/stat", 0, -1, 0},
-            [PF_STATUS] = {"/proc/self/status", 0, -1, 0},
+            [PF_STATM] = {"/proc/self/statm", 0, -1, 0},
             [PF_IO] = {"/proc/self/io", 0, -1, 0},
             [PF_SYSSTAT] = {"/proc/stat", 0, -1, 0},
             [PF_PSI_CPU] = {"/proc/pressure/cpu", 0, -1, 0},
@@ -825,9 +873,12 @@ static uint32_t name_slot(const char *name)
     return OTHER_NAME;
 }
 
-/* One thread's reading into table @next, its CPU since @prev to its name. */
+/*
+ * One thread's reading into table @next, its CPU since @prev to its name.
+ * Every thread's stat holds the process's thread count: into *@nthreads.
+ */
 static void thread_one(int taskfd, int32_t tid, int prev, int next,
-                       unsigned *ntids)
+                       unsigned *ntids, uint64_t *nthreads)
 {
     char path[32], buf[1024];
     u_path(path, (unsigned long)tid, "/stat");
@@ -839,6 +890,7 @@ static void thread_one(int taskfd, int32_t tid, int prev, int next,
     struct sampler_stat st;
     if (n <= 0 || stageprof__sampler_parse_stat(buf, (size_t)n, &st) != 0)
         return;
+    *nthreads = st.num_threads;
     uint64_t ticks = st.utime + st.stime;
     struct tslot *old = tid_find(prev, tid);
     /* Leave out what cannot be stored: counting it now and again as a
@@ -867,16 +919,20 @@ static void thread_one(int taskfd, int32_t tid, int prev, int next,
     S.names[idx].ticks += ticks - base;
 }
 
-/* Walk /proc/self/task (lock held). */
-static void sample_threads(void)
+/*
+ * Walk /proc/self/task (lock held). Returns the process's thread count as
+ * the last thread read gave it (the same figure as /proc/self/stat's, read
+ * by the kernel from the same place), or 0 when no thread could be read.
+ */
+static uint64_t sample_threads(void)
 {
     int fd = pfile_fd(PF_TASKS);
     if (fd < 0)
-        return;
+        return 0;
     if (lseek(fd, 0, SEEK_SET) != 0) {
         close(fd);
         S.pf[PF_TASKS].fd = -1;
-        return;
+        return 0;
     }
     int prev = S.cur_tab, next = prev ^ 1;
     uint32_t g = ++S.gen;
@@ -884,6 +940,7 @@ static void sample_threads(void)
         g = ++S.gen; /* wrapped: 0 stays "never filled" */
     S.tab_gen[next] = g;
     unsigned ntids = 0;
+    uint64_t nthreads = 0;
     /* 8-byte aligned: the kernel's records are. */
     _Alignas(8) char dbuf[4096];
     for (;;) {
@@ -897,10 +954,11 @@ static void sample_threads(void)
             off += d->reclen;
             long tid = dent_number(d->name);
             if (tid > 0)
-                thread_one(fd, (int32_t)tid, prev, next, &ntids);
+                thread_one(fd, (int32_t)tid, prev, next, &ntids, &nthreads);
         }
     }
     S.cur_tab = next;
+    return nthreads;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -934,7 +992,8 @@ static void compute_rates(const struct sample *a, const struct sample *b,
     if (b->mono_ns <= a->mono_ns)
         return;
     double dt = (double)(b->mono_ns - a->mono_ns) / 1e9, x, y;
-    if (a->have_cpu_ns && b->have_cpu_ns && delta(a->cpu_ns, b->cpu_ns, &x)) {
+    int ru = a->have_ru && b->have_ru;
+    if (ru && delta(a->cpu_ns, b->cpu_ns, &x)) {
         r->have_proc = 1;
         r->proc_cores = x / 1e9 / dt;
     }
@@ -950,24 +1009,24 @@ static void compute_rates(const struct sample *a, const struct sample *b,
             r->sys_iowait = clamp01(iow / dtot);
         }
     }
+    /* Only while the io file shows the kernel keeps these counts: without
+     * I/O accounting getrusage reports 0, not "unknown". */
     unsigned io = SAMPLER_IO_READ_BYTES | SAMPLER_IO_WRITE_BYTES;
-    if ((a->io_bits & io) == io && (b->io_bits & io) == io &&
-        delta(a->io.read_bytes, b->io.read_bytes, &x) &&
-        delta(a->io.write_bytes, b->io.write_bytes, &y)) {
+    if (ru && (a->io_bits & io) == io && (b->io_bits & io) == io &&
+        delta(a->read_bytes, b->read_bytes, &x) &&
+        delta(a->write_bytes, b->write_bytes, &y)) {
         r->have_io = 1;
         r->read_bps = x / dt;
         r->write_bps = y / dt;
     }
-    unsigned ctx = SAMPLER_STATUS_VOLUNTARY | SAMPLER_STATUS_INVOLUNTARY;
-    if ((a->status_bits & ctx) == ctx && (b->status_bits & ctx) == ctx &&
-        delta(a->status.voluntary, b->status.voluntary, &x) &&
-        delta(a->status.involuntary, b->status.involuntary, &y)) {
+    if (ru && delta(a->voluntary, b->voluntary, &x) &&
+        delta(a->involuntary, b->involuntary, &y)) {
         r->have_ctx = 1;
         r->voluntary_ps = x / dt;
         r->involuntary_ps = y / dt;
     }
-    if (a->have_stat && b->have_stat && delta(a->st.minflt, b->st.minflt, &x) &&
-        delta(a->st.majflt, b->st.majflt, &y)) {
+    if (ru && delta(a->minflt, b->minflt, &x) &&
+        delta(a->majflt, b->majflt, &y)) {
         r->have_faults = 1;
         r->minor_ps = x / dt;
         r->major_ps = y / dt;
@@ -975,42 +1034,104 @@ static void compute_rates(const struct sample *a, const struct sample *b,
 }
 
 /*
- * Take one sample (lock held): read every figure, derive rates from the
- * previous sample, publish; walk the threads when @walk. Copies for the
- * counters go to @out and @r.
+ * Process CPU time, page faults and context switches from one system call
+ * instead of three /proc files. Against what those files gave:
+ * - CPU time: user + system as the kernel splits them; their sum is the
+ *   runtime CLOCK_PROCESS_CPUTIME_ID reads, cut to microseconds (1e-5 of a
+ *   core over 100 ms).
+ * - page faults: the sums /proc/self/stat prints (every thread, exited
+ *   ones included, children not).
+ * - context switches: every thread's, exited ones included, as the metric's
+ *   help says. /proc/self/status gave the main thread's only, so the
+ *   figure is larger now, by the other threads' switches, the sampler's
+ *   own one voluntary switch per sample among them.
+ * - storage bytes: ru_inblock and ru_oublock are the read_bytes and
+ *   write_bytes of /proc/self/io in 512-byte blocks (cancelled writes not
+ *   taken off either), each thread's count rounded down before the sum.
+ *   The kernel counts whole pages and sectors, so nothing is lost in
+ *   practice; at worst a rate is off by under 512 bytes per thread.
  */
-static void sample_locked(int walk, struct sample *out, struct rates *r)
+static void read_rusage(struct sample *cur)
 {
-    char buf[4096];
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return;
+    uint64_t sec = (uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec;
+    uint64_t usec =
+        (uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec;
+    cur->cpu_ns = sec * 1000000000ull + usec * 1000ull;
+    cur->minflt = (uint64_t)ru.ru_minflt;
+    cur->majflt = (uint64_t)ru.ru_majflt;
+    cur->voluntary = (uint64_t)ru.ru_nvcsw;
+    cur->involuntary = (uint64_t)ru.ru_nivcsw;
+    cur->read_bytes = (uint64_t)ru.ru_inblock * 512;
+    cur->write_bytes = (uint64_t)ru.ru_oublock * 512;
+    cur->have_ru = 1;
+}
+
+/*
+ * The once-a-second group (lock held): the thread walk, the thread count
+ * (from the walk, else from /proc/self/stat), the pressure files and the
+ * io file.
+ */
+static void read_slow(struct sample *cur)
+{
+    char buf[1024];
+    ssize_t n;
+    uint64_t threads = sample_threads();
+    if (threads == 0 && (n = pfile_read(PF_STAT, buf, sizeof buf)) > 0) {
+        struct sampler_stat st;
+        if (stageprof__sampler_parse_stat(buf, (size_t)n, &st) == 0)
+            threads = st.num_threads;
+    }
+    cur->have_threads = threads != 0;
+    cur->threads = threads;
+    for (int i = 0; i < 3; i++) {
+        if ((n = pfile_read(PF_PSI_CPU + i, buf, sizeof buf)) > 0)
+            cur->psi_bits[i] =
+                stageprof__sampler_parse_pressure(buf, (size_t)n, &cur->psi[i]);
+    }
+    if ((n = pfile_read(PF_IO, buf, sizeof buf)) > 0)
+        cur->io_bits = stageprof__sampler_parse_io(buf, (size_t)n, &cur->io);
+    cur->slow_fresh = 1;
+}
+
+/*
+ * Take one sample (lock held): read the figures of every sample, derive
+ * rates from the previous sample, publish. With @slow, or when it never
+ * was, read the once-a-second group too; else carry its latest values
+ * over. Copies for the counters go to @out and @r.
+ */
+static void sample_locked(int slow, struct sample *out, struct rates *r)
+{
+    char buf[512]; /* statm, and what is read of /proc/stat */
     struct sample cur;
     memset(&cur, 0, sizeof cur);
     ssize_t n;
-    struct timespec ts;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0) {
-        cur.cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        cur.have_cpu_ns = 1;
+    /* Side by side, so the CPU rate divides by the right interval. */
+    read_rusage(&cur);
+    cur.mono_ns = mono_ns();
+    if ((n = pfile_read(PF_STATM, buf, sizeof buf)) > 0) {
+        struct sampler_statm sm;
+        if (stageprof__sampler_parse_statm(buf, (size_t)n, &sm) == 0) {
+            cur.have_rss = 1;
+            cur.rss_pages = sm.resident; /* the same count as stat's rss */
+        }
     }
-    if ((n = pfile_read(PF_STAT, buf, sizeof buf)) > 0)
-        cur.have_stat =
-            stageprof__sampler_parse_stat(buf, (size_t)n, &cur.st) == 0;
-    if ((n = pfile_read(PF_STATUS, buf, sizeof buf)) > 0)
-        cur.status_bits =
-            stageprof__sampler_parse_status(buf, (size_t)n, &cur.status);
-    if ((n = pfile_read(PF_IO, buf, sizeof buf)) > 0)
-        cur.io_bits = stageprof__sampler_parse_io(buf, (size_t)n, &cur.io);
     /* Only the first line matters; the kernel builds the rest anyway. */
-    if ((n = pfile_read(PF_SYSSTAT, buf, 512)) > 0)
+    if ((n = pfile_read(PF_SYSSTAT, buf, sizeof buf)) > 0)
         cur.have_sys =
             stageprof__sampler_parse_cpu(buf, (size_t)n, &cur.sys) == 0;
-    for (int i = 0; i < 3; i++) {
-        if ((n = pfile_read(PF_PSI_CPU + i, buf, sizeof buf)) > 0)
-            cur.psi_bits[i] =
-                stageprof__sampler_parse_pressure(buf, (size_t)n, &cur.psi[i]);
-    }
-    cur.mono_ns = mono_ns();
-    if (walk) {
-        sample_threads();
+    if (slow || S.last_walk_ns == 0) {
+        read_slow(&cur);
         S.last_walk_ns = cur.mono_ns;
+    } else {
+        cur.have_threads = S.last.have_threads;
+        cur.threads = S.last.threads;
+        memcpy(cur.psi_bits, S.last.psi_bits, sizeof cur.psi_bits);
+        memcpy(cur.psi, S.last.psi, sizeof cur.psi);
+        cur.io_bits = S.last.io_bits;
+        cur.io = S.last.io;
     }
 
     if (S.have_prev)
@@ -1027,7 +1148,9 @@ static void sample_locked(int walk, struct sample *out, struct rates *r)
 
 /*
  * Record a sample's figures as counter tracks (tracing only; no lock
- * held). Pressure values stay in percent, as the kernel writes them.
+ * held). Pressure values stay in percent, as the kernel writes them. The
+ * once-a-second figures are recorded when read, not when carried over: a
+ * counter keeps its value until its next event anyway.
  */
 static void record_counters(const struct sample *s, const struct rates *r)
 {
@@ -1035,11 +1158,11 @@ static void record_counters(const struct sample *s, const struct rates *r)
         return;
     if (r->have_proc)
         STAGEPROF_COUNTER_DOUBLE("process.cpu", r->proc_cores);
-    if (s->have_stat) {
+    if (s->have_rss)
         STAGEPROF_COUNTER_INT("process.rss_bytes",
-                              (int64_t)(s->st.rss * (uint64_t)page_size));
-        STAGEPROF_COUNTER_INT("process.threads", (int64_t)s->st.num_threads);
-    }
+                              (int64_t)(s->rss_pages * (uint64_t)page_size));
+    if (s->slow_fresh && s->have_threads)
+        STAGEPROF_COUNTER_INT("process.threads", (int64_t)s->threads);
     if (r->have_sys) {
         STAGEPROF_COUNTER_DOUBLE("system.cpu_busy", r->sys_busy);
         STAGEPROF_COUNTER_DOUBLE("system.iowait", r->sys_iowait);
@@ -1058,6 +1181,8 @@ static void record_counters(const struct sample *s, const struct rates *r)
         STAGEPROF_COUNTER_DOUBLE("process.minor_faults_per_s", r->minor_ps);
         STAGEPROF_COUNTER_DOUBLE("process.major_faults_per_s", r->major_ps);
     }
+    if (!s->slow_fresh)
+        return;
     if (s->psi_bits[0] & SAMPLER_PSI_SOME)
         STAGEPROF_COUNTER_DOUBLE("pressure.cpu_some_avg10",
                                  s->psi[0].some_avg10);
@@ -1088,8 +1213,9 @@ static void *sampler_main(void *arg)
     while (!S.quit) {
         struct sample cur;
         struct rates r;
-        /* Thread totals feed /metrics only: once a second is enough,
-         * and the walk costs a file read per thread. */
+        /* Thread totals feed /metrics only and the rest of the slow
+         * group changes slowly: once a second is enough, and the walk
+         * costs a file read per thread. */
         int walk = S.last_walk_ns == 0 ||
                    mono_ns() - S.last_walk_ns >= SAMPLER_WALK_NS;
         sample_locked(walk, &cur, &r);
@@ -1148,7 +1274,8 @@ int stageprof__sampler_start(const struct conf *c)
         c->sample_hz > SAMPLER_MAX_HZ ? SAMPLER_MAX_HZ : c->sample_hz;
     S.period_ns = 1000000000ull / (uint64_t)hz;
     S.quit = 0;
-    S.have_prev = 0; /* rates across a pause would mislead */
+    S.have_prev = 0;    /* rates across a pause would mislead */
+    S.last_walk_ns = 0; /* the first sample reads everything */
     pthread_mutex_unlock(&S.lock);
 
     /* The thread blocks every signal: the host's handlers never run on it. */
@@ -1442,24 +1569,19 @@ static void render_sampler(struct strbuf *sb, const struct snap *v)
                  "Bytes the process wrote through write-like system calls.");
         put_u64(sb, "stageprof_process_write_chars_total", NULL, s->io.wchar);
     }
-    unsigned ctx = SAMPLER_STATUS_VOLUNTARY | SAMPLER_STATUS_INVOLUNTARY;
-    if (s->status_bits & ctx) {
+    if (s->have_ru) {
         put_head(sb, "stageprof_process_context_switches_total", "counter",
                  "Context switches of the process's threads.");
-        if (s->status_bits & SAMPLER_STATUS_VOLUNTARY)
-            put_u64(sb, "stageprof_process_context_switches_total",
-                    "kind=\"voluntary\"", s->status.voluntary);
-        if (s->status_bits & SAMPLER_STATUS_INVOLUNTARY)
-            put_u64(sb, "stageprof_process_context_switches_total",
-                    "kind=\"involuntary\"", s->status.involuntary);
-    }
-    if (s->have_stat) {
+        put_u64(sb, "stageprof_process_context_switches_total",
+                "kind=\"voluntary\"", s->voluntary);
+        put_u64(sb, "stageprof_process_context_switches_total",
+                "kind=\"involuntary\"", s->involuntary);
         put_head(sb, "stageprof_process_page_faults_total", "counter",
                  "Page faults of the process.");
         put_u64(sb, "stageprof_process_page_faults_total", "kind=\"minor\"",
-                s->st.minflt);
+                s->minflt);
         put_u64(sb, "stageprof_process_page_faults_total", "kind=\"major\"",
-                s->st.majflt);
+                s->majflt);
     }
     static const char *const res[3] = {"cpu", "io", "memory"};
     if (s->psi_bits[0] | s->psi_bits[1] | s->psi_bits[2]) {

@@ -1,8 +1,8 @@
 /*
  * sampler.h - the resource sampler: a background thread that reads the
- * process's and the system's figures from /proc a number of times a second
- * (STAGEPROF_SAMPLE_HZ), records them as counter tracks in the trace when
- * tracing, and keeps the latest values for /metrics.
+ * process's and the system's figures from /proc and getrusage() a number
+ * of times a second (STAGEPROF_SAMPLE_HZ), records them as counter tracks
+ * in the trace when tracing, and keeps the latest values for /metrics.
  *
  * The parsers below are pure (a buffer in, numbers out, no I/O) so they can
  * be tested on fixture strings. They share one rule: a number counts only
@@ -53,7 +53,25 @@ enum {
     SAMPLER_STATUS_THREADS = 8
 };
 
-/* The fields of /proc/<pid>/status the sampler uses. */
+/* The first two fields of /proc/<pid>/statm, in pages. */
+struct sampler_statm {
+    uint64_t size;     /* virtual memory size */
+    uint64_t resident; /* resident set size, as the rss field of stat */
+};
+
+/*
+ * stageprof__sampler_parse_statm - parse /proc/<pid>/statm. Only size and
+ * resident are kept; the fields after them need not be there. Returns 0,
+ * or STAGEPROF_EINVAL when either is missing or malformed.
+ */
+int stageprof__sampler_parse_statm(const char *s, size_t len,
+                                   struct sampler_statm *out);
+
+/*
+ * The fields of /proc/<pid>/status the sampler once used. Its context
+ * switch counts are the main thread's only; the sampler takes the whole
+ * process's from getrusage() now.
+ */
 struct sampler_status {
     uint64_t vm_rss_bytes; /* VmRSS, kB converted to bytes */
     uint64_t voluntary;    /* voluntary_ctxt_switches */
@@ -135,7 +153,10 @@ void stageprof__sampler_clean_name(const char *in, char *out, size_t cap);
 #define SAMPLER_MAX_NAMES 64
 /* Live threads tracked for thread CPU at one time. */
 #define SAMPLER_MAX_TIDS 1024
-/* The thread walks /proc/self/task at most this often (ns). */
+/*
+ * The thread walks /proc/self/task and reads the slow figures (thread
+ * count, pressure, the I/O totals of /proc/self/io) at most this often (ns).
+ */
 #define SAMPLER_WALK_NS 1000000000ull
 /* Highest rate accepted; a larger sample_hz is capped. */
 #define SAMPLER_MAX_HZ 1000
@@ -145,10 +166,11 @@ void stageprof__sampler_clean_name(const char *in, char *out, size_t cap);
  * @c: configuration; only c->sample_hz is read (0 or less: no thread).
  *
  * The thread takes one sample at once and then one every 1/hz seconds
- * (thread CPU by name at most once a second), keeps the latest figures for
- * stageprof__sampler_render(), and records them as counters into the trace
- * while stageprof_is_tracing(). It never prints and skips a figure whose file
- * cannot be read.
+ * (thread CPU by name, thread count, pressure and I/O totals at most once
+ * a second, their latest values kept between), keeps the latest figures
+ * for stageprof__sampler_render(), and records them as counters into the
+ * trace while stageprof_is_tracing(). It never prints and skips a figure
+ * whose file cannot be read.
  *
  * Thread-safe against stop and render. Returns 0 (also with nothing to
  * start), STAGEPROF_EALREADY when the thread already runs, or
@@ -176,8 +198,10 @@ void stageprof__sampler_render(struct strbuf *sb);
 /*
  * stageprof__sampler_sample_now - take one sample on the calling thread,
  * as the thread does (also recording counters when tracing), for tests
- * and the benchmark; with @threads, thread CPU by name is read too. The files
- * it opens stay open until the next stageprof__sampler_stop(). Returns 0, or
+ * and the benchmark. With @threads, or when they were never read, the
+ * once-a-second figures are read too (thread CPU by name, thread count,
+ * pressure, I/O totals); otherwise their latest values are kept. The files it
+ * opens stay open until the next stageprof__sampler_stop(). Returns 0, or
  * STAGEPROF_EBUSY while the thread runs.
  */
 int stageprof__sampler_sample_now(int threads);

@@ -1,9 +1,10 @@
 /*
  * test_sampler.c - the resource sampler: its /proc parsers on fixtures
  * (real layouts, cut reads, garbage, huge numbers, hostile thread names),
- * real samples of this process, the thread's start, stop and wake-up, its
- * counters in a trace, and the Prometheus text it renders (checked by
- * promtool when installed).
+ * real samples of this process, the once-a-second figures read once and
+ * carried over, the thread's start, stop and wake-up, its counters in a
+ * trace, and the Prometheus text it renders (checked by promtool when
+ * installed).
  */
 #include <pthread.h>
 #include <sys/wait.h>
@@ -51,6 +52,8 @@ static const char PROC_STAT_REAL[] =
     "ctxt 987654321\n"
     "btime 1700000000\n"
     "processes 12345\n";
+
+static const char STATM_REAL[] = "2617 344 300 1 0 79 0\n";
 
 static const char PSI_MEM[] =
     "some avg10=1.25 avg60=0.50 avg300=0.10 total=604858\n"
@@ -284,6 +287,43 @@ STAGEPROF_TEST(parse_status_fields)
     ASSERT_EQ(stageprof__sampler_parse_status(NULL, 0, &s), 0);
 }
 
+STAGEPROF_TEST(parse_statm_fields)
+{
+    struct sampler_statm m;
+    ASSERT_EQ(
+        stageprof__sampler_parse_statm(STATM_REAL, strlen(STATM_REAL), &m), 0);
+    ASSERT_UEQ(m.size, 2617);
+    ASSERT_UEQ(m.resident, 344);
+    /* The fields after resident are not needed. */
+    ASSERT_EQ(stageprof__sampler_parse_statm("5 6\n", 4, &m), 0);
+    ASSERT_UEQ(m.resident, 6);
+    /* Every cut inside the first two numbers fails; later cuts give the
+     * full values. */
+    for (size_t k = 0; k < strlen(STATM_REAL); k++) {
+        int rc = stageprof__sampler_parse_statm(STATM_REAL, k, &m);
+        if (k < 9) {
+            ASSERT_EQ(rc, STAGEPROF_EINVAL);
+        } else {
+            ASSERT_EQ(rc, 0);
+            ASSERT_UEQ(m.resident, 344);
+        }
+    }
+    /* Garbage, signs, one field only, overflow. */
+    ASSERT_EQ(stageprof__sampler_parse_statm("x 1\n", 4, &m), STAGEPROF_EINVAL);
+    ASSERT_EQ(stageprof__sampler_parse_statm("1 -2\n", 5, &m),
+              STAGEPROF_EINVAL);
+    ASSERT_EQ(stageprof__sampler_parse_statm("1\n", 2, &m), STAGEPROF_EINVAL);
+    ASSERT_EQ(stageprof__sampler_parse_statm("", 0, &m), STAGEPROF_EINVAL);
+    ASSERT_EQ(stageprof__sampler_parse_statm(NULL, 0, &m), STAGEPROF_EINVAL);
+    const char *big = "1 18446744073709551616 0\n";
+    ASSERT_EQ(stageprof__sampler_parse_statm(big, strlen(big), &m),
+              STAGEPROF_EINVAL);
+    ASSERT_UEQ(m.resident, 0);
+    const char *max = "1 18446744073709551615 0\n";
+    ASSERT_EQ(stageprof__sampler_parse_statm(max, strlen(max), &m), 0);
+    ASSERT_UEQ(m.resident, UINT64_MAX);
+}
+
 STAGEPROF_TEST(parse_io_fields)
 {
     struct sampler_io io;
@@ -512,6 +552,99 @@ STAGEPROF_TEST(nothing_recorded_when_not_tracing)
     stageprof__sampler_stop();
 }
 
+/* The value of the first counter event named @name in @trace, or -1. */
+static double counter_value(const char *trace, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "{\"ph\":\"C\",\"name\":\"%s\"", name);
+    const char *p = strstr(trace, key);
+    if (p == NULL || (p = strstr(p, "\"value\":")) == NULL)
+        return -1;
+    return strtod(p + 8, NULL);
+}
+
+static void *idle_until(void *arg)
+{
+    pthread_barrier_wait(arg);
+    return NULL;
+}
+
+STAGEPROF_TEST(slow_figures_read_once_then_carried_over)
+{
+    enum { EXTRA = 3 };
+    pthread_barrier_t hold;
+    pthread_t th[EXTRA];
+    ASSERT_EQ(pthread_barrier_init(&hold, NULL, EXTRA + 1), 0);
+    for (int i = 0; i < EXTRA; i++)
+        ASSERT_EQ(pthread_create(&th[i], NULL, idle_until, &hold), 0);
+    start_fake(NULL, 0);
+    /* One sample with the slow group, two without. */
+    ASSERT_EQ(stageprof__sampler_sample_now(1), 0);
+    ASSERT_EQ(stageprof__sampler_sample_now(0), 0);
+    ASSERT_EQ(stageprof__sampler_sample_now(0), 0);
+    pthread_barrier_wait(&hold);
+    for (int i = 0; i < EXTRA; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&hold);
+    char *trace = write_to_string(NULL);
+    ASSERT_EQ(count_of(trace, "\"name\":\"process.rss_bytes\""), 3);
+    ASSERT_EQ(count_of(trace, "\"name\":\"process.threads\""), 1);
+    /* The count from the walk: this thread and the idle ones at least. */
+    ASSERT_GE(counter_value(trace, "process.threads"), EXTRA + 1);
+    ASSERT_GT(counter_value(trace, "process.rss_bytes"), 0);
+    /* The byte rates are every sample's (from getrusage), from the
+     * second on, although the io file is read once. */
+    if (access("/proc/self/io", R_OK) == 0)
+        ASSERT_EQ(count_of(trace, "\"name\":\"process.read_bytes_per_s\""), 2);
+    int psi = access("/proc/pressure/memory", R_OK) == 0;
+    if (psi)
+        ASSERT_EQ(count_of(trace, "\"name\":\"pressure.memory_some_avg10\""),
+                  1);
+    free(trace);
+    /* /metrics keeps showing them between reads. */
+    char *text = render();
+    if (psi)
+        ASSERT_GE(metric(text, "stageprof_pressure_avg10_ratio{"
+                               "resource=\"memory\",kind=\"some\"} "),
+                  0);
+    ASSERT_CONTAINS(text, "stageprof_thread_cpu_seconds_total{");
+    free(text);
+    stageprof__sampler_stop();
+}
+
+static void *switch_often(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++)
+        sleep_ms(1);
+    return NULL;
+}
+
+STAGEPROF_TEST(context_switches_count_every_thread)
+{
+    /* The main thread only waits in join meanwhile: the other thread's
+     * sleeps must show in the process's count. */
+    ASSERT_EQ(stageprof__sampler_sample_now(0), 0);
+    char *text = render();
+    double a = metric(
+        text, "stageprof_process_context_switches_total{kind=\"voluntary\"} ");
+    free(text);
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, switch_often, NULL), 0);
+    pthread_join(th, NULL);
+    ASSERT_EQ(stageprof__sampler_sample_now(0), 0);
+    text = render();
+    double b = metric(
+        text, "stageprof_process_context_switches_total{kind=\"voluntary\"} ");
+    ASSERT_GE(metric(text, "stageprof_process_context_switches_total{"
+                           "kind=\"involuntary\"} "),
+              0);
+    free(text);
+    ASSERT_GE(a, 0);
+    ASSERT_GE(b, a + 50);
+    stageprof__sampler_stop();
+}
+
 /* A thread that burns CPU under a name until released. */
 struct named {
     const char *name;
@@ -646,7 +779,8 @@ STAGEPROF_TEST_LIST(
     STAGEPROF_CASE(parse_stat_name_with_spaces_and_parentheses),
     STAGEPROF_CASE(parse_stat_cut_reads_never_give_short_numbers),
     STAGEPROF_CASE(parse_stat_garbage), STAGEPROF_CASE(parse_stat_huge_numbers),
-    STAGEPROF_CASE(parse_status_fields), STAGEPROF_CASE(parse_io_fields),
+    STAGEPROF_CASE(parse_status_fields), STAGEPROF_CASE(parse_statm_fields),
+    STAGEPROF_CASE(parse_io_fields),
     STAGEPROF_CASE(parse_proc_stat_cpu_and_btime),
     STAGEPROF_CASE(parse_pressure_files),
     STAGEPROF_CASE(clean_name_makes_label_safe_text),
@@ -657,6 +791,8 @@ STAGEPROF_TEST_LIST(
     STAGEPROF_CASE(stop_wakes_a_slow_sampler_at_once),
     STAGEPROF_CASE(counters_appear_in_the_trace),
     STAGEPROF_CASE(nothing_recorded_when_not_tracing),
+    STAGEPROF_CASE(slow_figures_read_once_then_carried_over),
+    STAGEPROF_CASE(context_switches_count_every_thread),
     STAGEPROF_CASE(thread_cpu_by_name_escapes_labels),
     STAGEPROF_CASE(thread_names_past_the_cap_go_to_other),
     STAGEPROF_CASE(fork_child_stops_without_a_thread),
