@@ -118,6 +118,9 @@ static inline stageprof_span_t begin_write(struct tbuf *tb, unsigned char *pos,
 static __attribute__((noinline)) stageprof_span_t
 begin_slow(stageprof_site_t *site)
 {
+    /* Metrics only: no thread buffer, no category rules to consult. */
+    if (LOAD_RELAXED(&stageprof_hot_state) == STATE_METRICS)
+        return unrecorded(site);
     struct tbuf *tb = tbuf_for(site);
     if (unlikely(tb == NULL))
         return unrecorded(site);
@@ -302,7 +305,10 @@ void stageprof_span_end(stageprof_span_t *span)
     /* 64-bit sum: the SPAN_ENDED marker must not wrap to depth 0. */
     if (unlikely(span->owner != tb || (uint64_t)d + 1 != tb->depth ||
                  tb->stack_serial[d] != span->serial)) {
-        end_slow(span, now);
+        if (is_metered_only(span))
+            end_metered_only(span, now);
+        else
+            end_slow(span, now);
         return;
     }
     end_record(tb, now);
