@@ -728,10 +728,17 @@ static void header(struct writer *w, int final)
                        ",\"buffer_runs\":%lld,\"sample_runs\":%lld,"
                        "\"gzip\":%d,\"max_files\":%lld,\"max_dir_bytes\":%lld,"
                        "\"snapshot_signal\":%d,\"crash_dump\":%d,"
-                       "\"follow_fork\":%d}",
+                       "\"follow_fork\":%d,\"sample_hz\":%lld,"
+                       "\"max_stages\":%lld,\"http\":",
                        c->buffer_runs, c->sample_runs, c->gzip, c->max_files,
                        c->max_dir_bytes, c->snapshot_signal, c->crash_dump,
-                       c->follow_fork);
+                       c->follow_fork, c->sample_hz, c->max_stages);
+    /* The address only: the token is never written anywhere. */
+    if (c->http != NULL)
+        stageprof__json_str(&sb, c->http, strlen(c->http));
+    else
+        stageprof__sb_adds(&sb, "null");
+    stageprof__sb_adds(&sb, "}");
     stageprof__sb_adds(&sb, ",\"warnings\":[");
     for (int i = 0; i < c->nwarnings; i++) {
         if (i)

@@ -405,20 +405,27 @@ void stageprof__metrics_observe_ns(uint32_t slot, uint64_t ns)
 /* Runs, flows and counters                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Remember @id's begin in @tab (lock held); replaces a stale same id. */
+/*
+ * Remember @id's begin in @tab (lock held); replaces a stale same id. A
+ * full table (runs begun and never ended) gives up the begin at @id's home
+ * slot, counted, so a leak of runs cannot stop the run metrics for good.
+ */
 static void pair_put(struct pair *tab, uint64_t id, uint32_t slot,
                      uint64_t ticks)
 {
-    uint32_t i = (uint32_t)(id * 0x9E3779B97F4A7C15ull >> 52) % PAIR_CAP;
+    uint32_t home = (uint32_t)(id * 0x9E3779B97F4A7C15ull >> 52) % PAIR_CAP;
+    uint32_t i = home;
     for (uint32_t n = 0; n < PAIR_CAP; n++, i = (i + 1) % PAIR_CAP) {
-        if (tab[i].id == 0 || (tab[i].id == id && tab[i].slot == slot)) {
-            tab[i].id = id;
-            tab[i].slot = slot;
-            tab[i].ticks = ticks;
-            return;
-        }
+        if (tab[i].id == 0 || (tab[i].id == id && tab[i].slot == slot))
+            break;
     }
-    M.pairs_lost++;
+    if (tab[i].id != 0 && !(tab[i].id == id && tab[i].slot == slot)) {
+        M.pairs_lost++;
+        i = home;
+    }
+    tab[i].id = id;
+    tab[i].slot = slot;
+    tab[i].ticks = ticks;
 }
 
 /* Take @id's begin out of @tab (lock held); 0 when not there. */
@@ -430,9 +437,12 @@ static int pair_take(struct pair *tab, uint64_t id, uint32_t slot,
          n++, i = (i + 1) % PAIR_CAP) {
         if (tab[i].id == id && tab[i].slot == slot) {
             *ticks = tab[i].ticks;
-            /* Backward-shift deletion keeps every probe chain unbroken. */
+            /*
+             * Backward-shift deletion keeps every probe chain unbroken;
+             * bounded, for a table with no free slot left.
+             */
             uint32_t hole = i, j = (i + 1) % PAIR_CAP;
-            while (tab[j].id != 0) {
+            for (uint32_t k = 1; k < PAIR_CAP && tab[j].id != 0; k++) {
                 uint32_t home =
                     (uint32_t)(tab[j].id * 0x9E3779B97F4A7C15ull >> 52) %
                     PAIR_CAP;

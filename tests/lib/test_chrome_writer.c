@@ -100,7 +100,9 @@ STAGEPROF_TEST(metadata_fields)
                           "\"buffer_runs\":64,\"sample_runs\":1,\"gzip\":0,"
                           "\"max_files\":0,\"max_dir_bytes\":0,"
                           "\"snapshot_signal\":0,\"crash_dump\":0,"
-                          "\"follow_fork\":1},\"warnings\":[",
+                          "\"follow_fork\":1,\"sample_hz\":0,"
+                          "\"max_stages\":256,\"http\":null},"
+                          "\"warnings\":[",
                           "\"time_base\":{\"unix_ns\":",
                           "\"monotonic_ns\":",
                           "\"stageprof_summary\":{"

@@ -225,6 +225,53 @@ STAGEPROF_TEST(runs_flows_and_counters)
     ASSERT_EQ(stageprof_stop(), 0);
 }
 
+STAGEPROF_TEST(leaked_runs_do_not_stop_run_metrics)
+{
+    start_metrics(NULL, 0);
+    /* 5000 runs begun and never ended: more than the table of 4096. */
+    for (uint64_t id = 1; id <= 5000; id++)
+        stageprof_run_begin(&run_begin_site, id);
+    stageprof_run_begin(&run_begin_site, 9999);
+    stageprof_run_end(&run_end_site, 9999);
+    char *m = scrape();
+    ASSERT_EQ(
+        value_of(m, "ai_pipeline_run_duration_seconds_count{run=\"request\"}"),
+        1);
+    ASSERT_TRUE(value_of(m, "stageprof_metrics_lost_total") >= 904);
+    free(m);
+    ASSERT_EQ(stageprof_stop(), 0);
+}
+
+static stageprof_site_t flow_site = STAGEPROF_SITE_INIT("handoff", "flow");
+
+/* Begins and ends of flows with colliding ids, against a plain record. */
+STAGEPROF_TEST(flow_pairs_match_under_churn)
+{
+    start_metrics(NULL, 0);
+    enum { IDS = 3000 };
+    static unsigned char open_[IDS];
+    uint64_t expect = 0, x = 12345;
+    for (int i = 0; i < 200000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t id = (x >> 33) % IDS + 1;
+        if ((x >> 20) & 1) {
+            stageprof_flow_begin(&flow_site, id);
+            open_[id - 1] = 1;
+        } else {
+            stageprof_flow_end(&flow_site, id);
+            expect += open_[id - 1];
+            open_[id - 1] = 0;
+        }
+    }
+    char *m = scrape();
+    ASSERT_EQ(
+        value_of(m, "ai_pipeline_queue_wait_seconds_count{flow=\"handoff\"}"),
+        (double)expect);
+    ASSERT_EQ(value_of(m, "stageprof_metrics_lost_total"), 0);
+    free(m);
+    ASSERT_EQ(stageprof_stop(), 0);
+}
+
 STAGEPROF_TEST(tracing_and_metrics_together)
 {
     stageprof_config_t c;
@@ -232,6 +279,7 @@ STAGEPROF_TEST(tracing_and_metrics_together)
     c.enable = 1;
     c.dir = temp_dir("stageprof-metrics");
     c.http = "127.0.0.1:0";
+    c.http_token = "s3cret-t0ken";
     c.sample_hz = 0;
     c.categories = "-io"; /* not traced, still measured */
     ASSERT_EQ(stageprof_start(&c), 0);
@@ -254,6 +302,8 @@ STAGEPROF_TEST(tracing_and_metrics_together)
     char *trace = last_trace(path, sizeof path);
     ASSERT_EQ(count_of(trace, "\"name\":\"traced\""), 5);
     ASSERT_EQ(count_of(trace, "\"name\":\"untraced\""), 0);
+    ASSERT_CONTAINS(trace, "\"http\":\"127.0.0.1:0\"}");
+    ASSERT_NULL(strstr(trace, "s3cret"));
     free(trace);
     ASSERT_EQ(stats().misuse, 0);
 }
@@ -388,6 +438,8 @@ STAGEPROF_TEST_LIST(STAGEPROF_CASE(complete_spans_fall_in_their_buckets),
                     STAGEPROF_CASE(series_beyond_the_cap_go_to_other),
                     STAGEPROF_CASE(label_values_are_escaped),
                     STAGEPROF_CASE(runs_flows_and_counters),
+                    STAGEPROF_CASE(leaked_runs_do_not_stop_run_metrics),
+                    STAGEPROF_CASE(flow_pairs_match_under_churn),
                     STAGEPROF_CASE(tracing_and_metrics_together),
                     STAGEPROF_CASE(counts_survive_stop_and_start),
                     STAGEPROF_CASE(off_records_nothing),
