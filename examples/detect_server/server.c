@@ -48,14 +48,20 @@
  * Settings come from flags or DETECT_SERVER_* variables; a flag wins.
  * Exit status: 0 after a clean shutdown, 1 when set-up failed, 2 on bad
  * usage.
+ *
+ * What the workflow (examples/detect_workflow) does the same way comes
+ * from its files: the stages (stages.c), the queue (handoff.c), the model
+ * settings, loading and labels (models.c) and the parsing of flags and
+ * variables (settings.c).
  */
+#include "handoff.h"
+#include "models.h"
+#include "settings.h"
 #include "stages.h"
 
 #include <stageprof.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -98,28 +104,31 @@ static const struct {
 #undef X
 };
 #define SERVER_STAGE_COUNT (int)(sizeof server_stages / sizeof *server_stages)
+static const char *const server_stage_names[] = {
+#define X(name, cat, slot) name,
+    SERVER_STAGES(X)
+#undef X
+};
 
 static struct options {
-    long port, workers, input, topk, queue, max_conns, timeout, requests;
+    long port, workers, queue, max_conns, timeout, requests;
     long long max_body;
     const char *bind;
     int slow_stage; /* index into server_stages, or -1 */
     long slow_pct;
-    double thresh;
-    const char *darknet_dir, *cfg, *weights, *cls_cfg, *cls_weights;
-    int verbose;
+    struct model_opts m;
 } opt = {.port = 8080,
          .workers = 2,
-         .input = 256,
-         .topk = 2,
          .queue = 8,
          .max_conns = 32,
          .timeout = 30,
          .max_body = 16ll << 20,
          .bind = "127.0.0.1",
          .slow_stage = -1,
-         .thresh = 0.5,
-         .darknet_dir = "/usr/share/darknet"};
+         .m = {.darknet_dir = "/usr/share/darknet",
+               .input = 256,
+               .topk = 2,
+               .thresh = 0.5}};
 
 /* Requests ---------------------------------------------------------------- */
 
@@ -237,14 +246,11 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status,
 
 /* Queue ------------------------------------------------------------------- */
 
-/* Bounded FIFO of requests handed from the http thread to the workers. */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t not_empty;
-    struct request **items; /* opt.queue slots */
-    int head, count, closed;
-} queue = {.lock = PTHREAD_MUTEX_INITIALIZER,
-           .not_empty = PTHREAD_COND_INITIALIZER};
+/* Bounded FIFO of requests handed from the http thread to the workers;
+ * its opt.queue slots are allocated in main. */
+static struct handoff queue = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                               .not_empty = PTHREAD_COND_INITIALIZER,
+                               .not_full = PTHREAD_COND_INITIALIZER};
 
 /*
  * Hand @r to the workers: the end of parse_request, whose @span and own
@@ -262,17 +268,14 @@ static unsigned queue_push(struct request *r, stageprof_span_t *span,
     if (queue.closed) {
         status = MHD_HTTP_SERVICE_UNAVAILABLE;
         snprintf(why, len, "shutting down: no new requests");
-    } else if (queue.count == (int)opt.queue) {
+    } else if (queue.count == queue.cap) {
         status = MHD_HTTP_SERVICE_UNAVAILABLE;
         snprintf(why, len, "busy: %d requests are waiting already, try again",
                  queue.count);
     } else {
         MHD_suspend_connection(r->conn);
         STAGEPROF_FLOW_BEGIN("request_handoff", r->id);
-        queue.items[(queue.head + queue.count) % (int)opt.queue] = r;
-        queue.count++;
-        STAGEPROF_COUNTER_INT("queue_depth", queue.count);
-        pthread_cond_signal(&queue.not_empty);
+        handoff_put(&queue, r);
     }
     stage_clock_stop(clk);
     STAGEPROF_SPAN_END(*span);
@@ -281,39 +284,15 @@ static unsigned queue_push(struct request *r, stageprof_span_t *span,
 }
 
 /*
- * Next request, or NULL once the queue is closed and empty. The wait is in
- * the span but in no run; the request's run is adopted once it is in
+ * A request taken off the queue by a worker (handoff_pop: the wait is in
+ * the span but in no run): the request's run is adopted once it is in
  * hand, and the hand-off's flow ends there.
  */
-static struct request *queue_pop(void)
+static void adopt_request(void *item)
 {
-    STAGEPROF_SCOPE(span, "queue_pop", "queue");
-    struct stage_clock clk = stage_clock_start(STAGE_QUEUE_POP);
-    pthread_mutex_lock(&queue.lock);
-    while (queue.count == 0 && !queue.closed)
-        pthread_cond_wait(&queue.not_empty, &queue.lock);
-    struct request *r = NULL;
-    if (queue.count > 0) {
-        r = queue.items[queue.head];
-        queue.head = (queue.head + 1) % (int)opt.queue;
-        queue.count--;
-        STAGEPROF_COUNTER_INT("queue_depth", queue.count);
-    }
-    pthread_mutex_unlock(&queue.lock);
-    if (r != NULL) {
-        STAGEPROF_RUN_SET(r->id);
-        STAGEPROF_FLOW_END("request_handoff", r->id);
-    }
-    stage_clock_stop(&clk);
-    return r;
-}
-
-static void queue_close(void)
-{
-    pthread_mutex_lock(&queue.lock);
-    queue.closed = 1;
-    pthread_cond_broadcast(&queue.not_empty);
-    pthread_mutex_unlock(&queue.lock);
+    const struct request *r = item;
+    STAGEPROF_RUN_SET(r->id);
+    STAGEPROF_FLOW_END("request_handoff", r->id);
 }
 
 /* The http thread --------------------------------------------------------- */
@@ -363,17 +342,6 @@ static enum MHD_Result hand_over(struct request *r)
     }
     STAGEPROF_RUN_END("request", r->id);
     return send_error(r->conn, status, r->id, NULL, "%s", why);
-}
-
-/* A whole-string decimal in [0, hi], or -1. */
-static long long parse_count(const char *s, long long hi)
-{
-    char *end;
-    if (s[0] < '0' || s[0] > '9')
-        return -1;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    return *end != '\0' || errno != 0 || v > hi ? -1 : v;
 }
 
 /* The request says a body follows. */
@@ -436,7 +404,8 @@ static enum MHD_Result route(struct MHD_Connection *conn, const char *url,
     } else {
         const char *cl = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        long long n = cl != NULL ? parse_count(cl, 0x7fffffffffffffffll) : 0;
+        long long n =
+            cl != NULL ? settings_number(cl, 0, 0x7fffffffffffffffll) : 0;
         if (n > opt.max_body)
             return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, 0, NULL,
                               "body of %lld bytes is larger than the limit "
@@ -577,12 +546,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* Workers ----------------------------------------------------------------- */
 
-struct worker {
-    pthread_t thread;
-    int index;
-    struct models models;
-};
-
 /* The detector's forward pass: the workflow's detect, named for serving. */
 static int run_inference(struct frame *f, const struct models *m)
 {
@@ -645,12 +608,9 @@ static void process(struct request *r, const struct models *m)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    char name[32];
-    snprintf(name, sizeof name, "worker-%d", w->index);
-    stageprof_thread_set_name(name);
-    stageprof_thread_set_sort_index(2 + w->index);
+    worker_name_thread(w);
     struct request *r;
-    while ((r = queue_pop()) != NULL) {
+    while ((r = handoff_pop(&queue, adopt_request)) != NULL) {
         process(r, &w->models);
         /* The pixels and boxes are not needed for sending. */
         frame_release(r->frame);
@@ -664,52 +624,6 @@ static void *worker_main(void *arg)
 }
 
 /* Start-up ---------------------------------------------------------------- */
-
-/*
- * darknet prints a table of layers to stderr while it builds a network:
- * sent to /dev/null unless --verbose. Returns the saved descriptor or -1.
- */
-static int quiet_begin(void)
-{
-    if (opt.verbose)
-        return -1;
-    fflush(stderr);
-    int saved = dup(2), null = open("/dev/null", O_WRONLY);
-    if (saved >= 0 && null >= 0)
-        dup2(null, 2);
-    if (null >= 0)
-        close(null);
-    return saved;
-}
-
-static void quiet_end(int saved)
-{
-    if (saved < 0)
-        return;
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-}
-
-static int load_models(struct worker *workers, int n)
-{
-    STAGEPROF_SCOPE(span, "load_models", "engine");
-    char cfg[4096], cls_cfg[4096], err[512] = "";
-    snprintf(cfg, sizeof cfg, "%s/cfg/yolov3-tiny.cfg", opt.darknet_dir);
-    snprintf(cls_cfg, sizeof cls_cfg, "%s/cfg/tiny.cfg", opt.darknet_dir);
-    int rc = 0, i = 0;
-    for (; i < n && rc == 0; i++) {
-        int saved = quiet_begin();
-        rc = models_load(&workers[i].models, opt.cfg ? opt.cfg : cfg,
-                         opt.weights, opt.cls_cfg ? opt.cls_cfg : cls_cfg,
-                         opt.cls_weights, (int)opt.input, err, sizeof err);
-        quiet_end(saved);
-    }
-    if (rc != 0)
-        fprintf(stderr, PROG ": cannot load the models: %s\n", err);
-    STAGEPROF_ARG_INT(span, "copies", n);
-    return rc;
-}
 
 /* The listening address from --bind and --port; 0, or -1 when bad. */
 static int make_address(struct sockaddr_storage *ss, int *v6)
@@ -807,13 +721,6 @@ static void usage(FILE *to)
             "PORT for\n/metrics.\n");
 }
 
-/* A whole-string decimal in [lo, hi], or -1. */
-static long parse_long(const char *s, long lo, long hi)
-{
-    long long v = parse_count(s, hi);
-    return v < lo ? -1 : (long)v;
-}
-
 /* Digits with an optional K, M or G (powers of 1024); -1 when bad. */
 static long long parse_bytes(const char *s)
 {
@@ -823,7 +730,7 @@ static long long parse_bytes(const char *s)
         return -1;
     memcpy(digits, s, n);
     digits[n] = '\0';
-    long long v = parse_count(digits, 1ll << 30), mult = 1;
+    long long v = settings_number(digits, 0, 1ll << 30), mult = 1;
     const char *suf = s + n;
     if (strcmp(suf, "K") == 0 || strcmp(suf, "k") == 0)
         mult = 1ll << 10;
@@ -836,26 +743,6 @@ static long long parse_bytes(const char *s)
     if (v < 1 || v > (1ll << 30) / mult)
         return -1;
     return v * mult;
-}
-
-static int parse_slow(const char *s)
-{
-    const char *colon = strchr(s, ':');
-    if (colon == NULL)
-        return -1;
-    for (int i = 0; i < SERVER_STAGE_COUNT; i++) {
-        const char *name = server_stages[i].name;
-        if (strlen(name) == (size_t)(colon - s) &&
-            strncmp(s, name, (size_t)(colon - s)) == 0) {
-            long pct = parse_long(colon + 1, 1, 1000);
-            if (pct < 0)
-                return -1;
-            opt.slow_stage = i;
-            opt.slow_pct = pct;
-            return 0;
-        }
-    }
-    return -1;
 }
 
 /* Settings that take a number: flag name, variable, range, where. */
@@ -871,8 +758,13 @@ static const struct {
      &opt.max_conns},
     {"timeout", "DETECT_SERVER_TIMEOUT", 1, 3600, &opt.timeout},
     {"requests", "DETECT_SERVER_REQUESTS", 0, 1000000000, &opt.requests},
-    {"input", "DETECT_SERVER_INPUT", 64, 1024, &opt.input},
-    {"topk", "DETECT_SERVER_TOPK", 0, MAX_TOPK, &opt.topk},
+};
+
+/* The model settings that also come from variables: variable, flag. */
+static const char *const model_vars[][2] = {
+    {"DETECT_SERVER_INPUT", "input"},
+    {"DETECT_SERVER_TOPK", "topk"},
+    {"DETECT_SERVER_THRESH", "thresh"},
 };
 
 /* One setting from flag or variable @what; 0, or -1 when @v is bad. */
@@ -881,44 +773,36 @@ static int set_option(const char *what, const char *v)
     for (size_t i = 0; i < sizeof numeric / sizeof *numeric; i++)
         if (strcmp(what, numeric[i].flag) == 0 ||
             strcmp(what, numeric[i].var) == 0) {
-            long n = parse_long(v, numeric[i].lo, numeric[i].hi);
-            if (n < 0 || (numeric[i].dst == &opt.input && n % 32 != 0))
+            long long n = settings_number(v, numeric[i].lo, numeric[i].hi);
+            if (n < 0)
                 return -1;
-            *numeric[i].dst = n;
+            *numeric[i].dst = (long)n;
             return 0;
         }
     if (strcmp(what, "max-body") == 0 ||
         strcmp(what, "DETECT_SERVER_MAX_BODY") == 0)
         return (opt.max_body = parse_bytes(v)) < 0 ? -1 : 0;
     if (strcmp(what, "slow") == 0 || strcmp(what, "DETECT_SERVER_SLOW") == 0)
-        return parse_slow(v);
+        return settings_slow(v, server_stage_names, SERVER_STAGE_COUNT,
+                             &opt.slow_stage, &opt.slow_pct);
     if (strcmp(what, "bind") == 0 || strcmp(what, "DETECT_SERVER_BIND") == 0) {
         struct sockaddr_storage ss;
         int v6;
         opt.bind = v;
         return make_address(&ss, &v6);
     }
-    if (strcmp(what, "thresh") == 0 ||
-        strcmp(what, "DETECT_SERVER_THRESH") == 0) {
-        char *end;
-        errno = 0;
-        opt.thresh = strtod(v, &end);
-        return *v == '\0' || *end != '\0' || errno != 0 ||
-                       !(opt.thresh >= 0.0 && opt.thresh <= 1.0)
-                   ? -1
-                   : 0;
-    }
-    const char **dst = strcmp(what, "darknet-dir") == 0      ? &opt.darknet_dir
-                       : strcmp(what, "cfg") == 0            ? &opt.cfg
-                       : strcmp(what, "weights") == 0        ? &opt.weights
-                       : strcmp(what, "classifier-cfg") == 0 ? &opt.cls_cfg
-                       : strcmp(what, "classifier-weights") == 0
-                           ? &opt.cls_weights
-                           : NULL;
-    if (dst == NULL || *v == '\0')
-        return -1;
-    *dst = v;
-    return 0;
+    for (size_t i = 0; i < sizeof model_vars / sizeof *model_vars; i++)
+        if (strcmp(what, model_vars[i][0]) == 0)
+            what = model_vars[i][1];
+    return model_opts_set(&opt.m, what, v) == 0 ? 0 : -1;
+}
+
+static int set_switch(const char *flag)
+{
+    if (strcmp(flag, "--verbose") != 0)
+        return 0;
+    opt.m.verbose = 1;
+    return 1;
 }
 
 /* Variables first, flags after: a flag wins. 0, or the exit status. */
@@ -931,34 +815,10 @@ static int parse_args(int argc, char **argv)
         "DETECT_SERVER_TIMEOUT",  "DETECT_SERVER_REQUESTS",
         "DETECT_SERVER_INPUT",    "DETECT_SERVER_TOPK",
         "DETECT_SERVER_SLOW",     "DETECT_SERVER_THRESH"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        if (v != NULL && set_option(vars[i], v) != 0) {
-            fprintf(stderr, PROG ": bad value %s='%s' (see --help)\n", vars[i],
-                    v);
-            return 2;
-        }
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(a, "--verbose") == 0) {
-            opt.verbose = 1;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc ||
-            set_option(a + 2, argv[i + 1]) != 0) {
-            fprintf(stderr, PROG ": bad argument '%s%s%s'\n", a,
-                    i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
-            usage(stderr);
-            return 2;
-        }
-        i++;
-    }
-    return 0;
+    static const struct settings settings = {
+        PROG,       vars,       sizeof vars / sizeof vars[0],
+        set_option, set_switch, usage};
+    return settings_parse(&settings, argc, argv);
 }
 
 /* Main -------------------------------------------------------------------- */
@@ -986,7 +846,7 @@ static void print_summary(int workers, double seconds)
         total += answered[i];
     printf(PROG ": %ld requests answered in %.2f s, %d workers, input "
                 "%ldx%ld, top-%ld crops; by status:",
-           total, seconds, workers, opt.input, opt.input, opt.topk);
+           total, seconds, workers, opt.m.input, opt.m.input, opt.m.topk);
     for (size_t i = 0; i <= NSTATUS; i++)
         if (answered[i] > 0) {
             if (i < NSTATUS)
@@ -1042,23 +902,10 @@ int main(int argc, char **argv)
     stageprof_thread_set_name("main");
     static struct worker workers[MAX_WORKERS];
     struct labels det_labels, cls_labels;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/data/coco.names", opt.darknet_dir);
-    labels_load(&det_labels, path);
-    snprintf(path, sizeof path, "%s/data/imagenet.shortnames.list",
-             opt.darknet_dir);
-    labels_load(&cls_labels, path);
-    stage_cfg = (struct stage_config){
-        .thresh = (float)opt.thresh,
-        .nms = 0.45f,
-        .topk = (int)opt.topk,
-        .quality = 80,
-        .slow_stage =
-            opt.slow_stage >= 0 ? server_stages[opt.slow_stage].slot : -1,
-        .slow_pct = (int)opt.slow_pct,
-        .det_labels = &det_labels,
-        .cls_labels = &cls_labels,
-    };
+    model_opts_apply(&opt.m, &det_labels, &cls_labels);
+    if (opt.slow_stage >= 0)
+        stage_cfg.slow_stage = server_stages[opt.slow_stage].slot;
+    stage_cfg.slow_pct = (int)opt.slow_pct;
 
     int loaded = (int)opt.workers, started = 0, v6 = 0;
     struct MHD_Daemon *d = NULL;
@@ -1068,7 +915,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < loaded; i++)
         workers[i].index = i;
     queue.items = calloc((size_t)opt.queue, sizeof *queue.items);
-    if (queue.items == NULL || load_models(workers, loaded) != 0)
+    queue.cap = (int)opt.queue;
+    if (queue.items == NULL ||
+        workers_load_models(workers, loaded, &opt.m, PROG) != 0)
         goto out;
     stage_cfg.crop_side = workers[0].models.cls->w;
 
@@ -1102,7 +951,7 @@ int main(int argc, char **argv)
     seconds = (double)(stage_now_ns() - t0) / 1e9;
     status = 0;
 stop:
-    queue_close();
+    handoff_close(&queue);
     for (int i = 0; i < started; i++)
         pthread_join(workers[i].thread, NULL);
     if (d != NULL) {

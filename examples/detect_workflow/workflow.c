@@ -22,20 +22,26 @@
  * environment variables so that experiment tools can vary them; a flag
  * wins over the variable. Exit status: 0 done, 1 failure (a frame or the
  * set-up failed), 2 bad usage.
+ *
+ * What examples/detect_server does the same way is shared with it: the
+ * stages (stages.c), the queue (handoff.c), the model settings, loading
+ * and labels (models.c) and the parsing of flags and variables
+ * (settings.c).
  */
+#include "handoff.h"
+#include "models.h"
+#include "settings.h"
 #include "stages.h"
 
 #include <stageprof.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define QUEUE_CAP 4
 #define MAX_WORKERS 64
@@ -47,35 +53,32 @@ static const char *const default_images[] = {"dog.jpg",     "eagle.jpg",
                                              "kite.jpg",    "person.jpg"};
 
 static struct options {
-    long frames, workers, input, topk;
+    long frames, workers;
     int slow_stage;
     long slow_pct;
-    double thresh;
-    const char *darknet_dir, *cfg, *weights, *cls_cfg, *cls_weights;
+    struct model_opts m;
     const char *out_dir, *summary_json;
-    int save_images, verbose;
+    int save_images;
     char *images[MAX_IMAGES]; /* malloc'd paths */
     int nimages;
 } opt = {.frames = 24,
          .workers = 2,
-         .input = 416,
-         .topk = 3,
          .slow_stage = -1,
-         .thresh = 0.5,
-         .darknet_dir = "/usr/share/darknet",
+         .m = {.darknet_dir = "/usr/share/darknet",
+               .input = 416,
+               .topk = 3,
+               .thresh = 0.5},
          .out_dir = "detect_output"};
 
 /* Queue ------------------------------------------------------------------- */
 
 /* Bounded FIFO of frames; closed by the reader after the last one. */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t not_empty, not_full;
-    struct frame *items[QUEUE_CAP];
-    int head, count, closed;
-} queue = {.lock = PTHREAD_MUTEX_INITIALIZER,
-           .not_empty = PTHREAD_COND_INITIALIZER,
-           .not_full = PTHREAD_COND_INITIALIZER};
+static void *queue_slots[QUEUE_CAP];
+static struct handoff queue = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                               .not_empty = PTHREAD_COND_INITIALIZER,
+                               .not_full = PTHREAD_COND_INITIALIZER,
+                               .items = queue_slots,
+                               .cap = QUEUE_CAP};
 
 /* The flow begins inside the span that hands the frame over. */
 static void queue_push(struct frame *f)
@@ -84,43 +87,23 @@ static void queue_push(struct frame *f)
     struct stage_clock clk = stage_clock_start(STAGE_QUEUE_PUSH);
     STAGEPROF_FLOW_BEGIN("frame_handoff", f->id);
     pthread_mutex_lock(&queue.lock);
-    while (queue.count == QUEUE_CAP)
+    while (queue.count == queue.cap)
         pthread_cond_wait(&queue.not_full, &queue.lock);
-    queue.items[(queue.head + queue.count) % QUEUE_CAP] = f;
-    queue.count++;
-    STAGEPROF_COUNTER_INT("queue_depth", queue.count);
-    pthread_cond_signal(&queue.not_empty);
+    handoff_put(&queue, f);
     pthread_mutex_unlock(&queue.lock);
     stage_clock_stop(&clk);
 }
 
 /*
- * Next frame, or NULL once the queue is closed and empty. The wait is in
- * the span (it shows starved workers) but in no run: the frame's run is
- * adopted once the frame is in hand, and the flow ends there.
+ * A frame taken off the queue by a worker (handoff_pop: the wait is in the
+ * span "queue_pop", which shows starved workers, but in no run): the
+ * frame's run is adopted once the frame is in hand, and the flow ends.
  */
-static struct frame *queue_pop(void)
+static void adopt_frame(void *item)
 {
-    STAGEPROF_SCOPE(span, "queue_pop", "queue");
-    struct stage_clock clk = stage_clock_start(STAGE_QUEUE_POP);
-    pthread_mutex_lock(&queue.lock);
-    while (queue.count == 0 && !queue.closed)
-        pthread_cond_wait(&queue.not_empty, &queue.lock);
-    struct frame *f = NULL;
-    if (queue.count > 0) {
-        f = queue.items[queue.head];
-        queue.head = (queue.head + 1) % QUEUE_CAP;
-        queue.count--;
-        STAGEPROF_COUNTER_INT("queue_depth", queue.count);
-        pthread_cond_signal(&queue.not_full);
-    }
-    pthread_mutex_unlock(&queue.lock);
-    if (f != NULL) {
-        STAGEPROF_RUN_SET(f->id);
-        STAGEPROF_FLOW_END("frame_handoff", f->id);
-    }
-    stage_clock_stop(&clk);
-    return f;
+    const struct frame *f = item;
+    STAGEPROF_RUN_SET(f->id);
+    STAGEPROF_FLOW_END("frame_handoff", f->id);
 }
 
 /* Threads ----------------------------------------------------------------- */
@@ -164,18 +147,9 @@ static void *reader_main(void *arg)
         /* The frame belongs to a worker now: stop charging it here. */
         STAGEPROF_RUN_SET(0);
     }
-    pthread_mutex_lock(&queue.lock);
-    queue.closed = 1;
-    pthread_cond_broadcast(&queue.not_empty);
-    pthread_mutex_unlock(&queue.lock);
+    handoff_close(&queue);
     return NULL;
 }
-
-struct worker {
-    pthread_t thread;
-    int index;
-    struct models models;
-};
 
 static int process(struct frame *f, const struct models *m)
 {
@@ -191,12 +165,9 @@ static int process(struct frame *f, const struct models *m)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    char name[32];
-    snprintf(name, sizeof name, "worker-%d", w->index);
-    stageprof_thread_set_name(name);
-    stageprof_thread_set_sort_index(2 + w->index);
+    worker_name_thread(w);
     struct frame *f;
-    while ((f = queue_pop()) != NULL) {
+    while ((f = handoff_pop(&queue, adopt_frame)) != NULL) {
         if (process(f, &w->models) != 0) {
             frame_failed(f);
         } else {
@@ -214,52 +185,6 @@ static void *worker_main(void *arg)
 }
 
 /* Start-up ---------------------------------------------------------------- */
-
-/*
- * darknet prints a table of layers to stderr while it builds a network:
- * sent to /dev/null unless --verbose. Returns the saved descriptor or -1.
- */
-static int quiet_begin(void)
-{
-    if (opt.verbose)
-        return -1;
-    fflush(stderr);
-    int saved = dup(2), null = open("/dev/null", O_WRONLY);
-    if (saved >= 0 && null >= 0)
-        dup2(null, 2);
-    if (null >= 0)
-        close(null);
-    return saved;
-}
-
-static void quiet_end(int saved)
-{
-    if (saved < 0)
-        return;
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-}
-
-static int load_models(struct worker *workers, int n)
-{
-    STAGEPROF_SCOPE(span, "load_models", "engine");
-    char cfg[4096], cls_cfg[4096], err[512] = "";
-    snprintf(cfg, sizeof cfg, "%s/cfg/yolov3-tiny.cfg", opt.darknet_dir);
-    snprintf(cls_cfg, sizeof cls_cfg, "%s/cfg/tiny.cfg", opt.darknet_dir);
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        int saved = quiet_begin();
-        rc = models_load(&workers[i].models, opt.cfg ? opt.cfg : cfg,
-                         opt.weights, opt.cls_cfg ? opt.cls_cfg : cls_cfg,
-                         opt.cls_weights, (int)opt.input, err, sizeof err);
-        quiet_end(saved);
-    }
-    if (rc != 0)
-        fprintf(stderr, PROG ": cannot load the models: %s\n", err);
-    STAGEPROF_ARG_INT(span, "copies", n);
-    return rc;
-}
 
 /* Every input picture is read and decoded once, so a bad one stops the
  * workflow before it starts instead of failing frame after frame. */
@@ -329,38 +254,6 @@ static void usage(FILE *to)
         "default\n./inference_profiling).\n");
 }
 
-/* A whole-string decimal in [lo, hi], or -1. */
-static long parse_long(const char *s, long lo, long hi)
-{
-    char *end;
-    if (s[0] < '0' || s[0] > '9')
-        return -1;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*end != '\0' || errno != 0 || v < lo || v > hi)
-        return -1;
-    return v;
-}
-
-/* STAGE:PCT into opt.slow_*; 0 or -1. */
-static int parse_slow(const char *s)
-{
-    const char *colon = strchr(s, ':');
-    if (colon == NULL)
-        return -1;
-    for (int i = 0; i < STAGE_COUNT; i++)
-        if (strlen(stage_names[i]) == (size_t)(colon - s) &&
-            strncmp(s, stage_names[i], (size_t)(colon - s)) == 0) {
-            long pct = parse_long(colon + 1, 1, 1000);
-            if (pct < 0)
-                return -1;
-            opt.slow_stage = i;
-            opt.slow_pct = pct;
-            return 0;
-        }
-    return -1;
-}
-
 static int parse_images(const char *list)
 {
     for (int i = 0; i < opt.nimages; i++)
@@ -382,43 +275,42 @@ static int parse_images(const char *list)
 /* One setting from flag or variable @what; 0, or -1 when @v is bad. */
 static int set_option(const char *what, const char *v)
 {
-    long n;
     if (strcmp(what, "frames") == 0 || strcmp(what, "DETECT_FRAMES") == 0)
-        return (opt.frames = n = parse_long(v, 1, 1000000)) < 0 ? -1 : 0;
+        return (opt.frames = (long)settings_number(v, 1, 1000000)) < 0 ? -1 : 0;
     if (strcmp(what, "workers") == 0 || strcmp(what, "DETECT_WORKERS") == 0)
-        return (opt.workers = n = parse_long(v, 1, MAX_WORKERS)) < 0 ? -1 : 0;
-    if (strcmp(what, "input") == 0 || strcmp(what, "DETECT_INPUT") == 0) {
-        n = parse_long(v, 64, 1024);
-        return (opt.input = n) < 0 || n % 32 != 0 ? -1 : 0;
-    }
-    if (strcmp(what, "topk") == 0 || strcmp(what, "DETECT_TOPK") == 0)
-        return (opt.topk = n = parse_long(v, 0, MAX_TOPK)) < 0 ? -1 : 0;
+        return (opt.workers = (long)settings_number(v, 1, MAX_WORKERS)) < 0 ? -1
+                                                                            : 0;
     if (strcmp(what, "slow") == 0 || strcmp(what, "DETECT_SLOW") == 0)
-        return parse_slow(v);
+        return settings_slow(v, stage_names, STAGE_COUNT, &opt.slow_stage,
+                             &opt.slow_pct);
     if (strcmp(what, "images") == 0)
         return parse_images(v);
-    if (strcmp(what, "thresh") == 0) {
-        char *end;
-        errno = 0;
-        opt.thresh = strtod(v, &end);
-        return *v == '\0' || *end != '\0' || errno != 0 ||
-                       !(opt.thresh >= 0.0 && opt.thresh <= 1.0)
-                   ? -1
-                   : 0;
-    }
-    const char **dst = strcmp(what, "darknet-dir") == 0      ? &opt.darknet_dir
-                       : strcmp(what, "cfg") == 0            ? &opt.cfg
-                       : strcmp(what, "weights") == 0        ? &opt.weights
-                       : strcmp(what, "classifier-cfg") == 0 ? &opt.cls_cfg
-                       : strcmp(what, "classifier-weights") == 0
-                           ? &opt.cls_weights
-                       : strcmp(what, "out") == 0          ? &opt.out_dir
+    const char **dst = strcmp(what, "out") == 0            ? &opt.out_dir
                        : strcmp(what, "summary-json") == 0 ? &opt.summary_json
                                                            : NULL;
-    if (dst == NULL || *v == '\0')
-        return -1;
-    *dst = v;
-    return 0;
+    if (dst != NULL) {
+        if (*v == '\0')
+            return -1;
+        *dst = v;
+        return 0;
+    }
+    /* The model settings; of their variables, these two. */
+    if (strcmp(what, "DETECT_INPUT") == 0)
+        what = "input";
+    else if (strcmp(what, "DETECT_TOPK") == 0)
+        what = "topk";
+    return model_opts_set(&opt.m, what, v) == 0 ? 0 : -1;
+}
+
+static int set_switch(const char *flag)
+{
+    if (strcmp(flag, "--save-images") == 0)
+        opt.save_images = 1;
+    else if (strcmp(flag, "--verbose") == 0)
+        opt.m.verbose = 1;
+    else
+        return 0;
+    return 1;
 }
 
 /* Variables first, flags after: a flag wins. 0, or the exit status. */
@@ -427,38 +319,17 @@ static int parse_args(int argc, char **argv)
     static const char *const vars[] = {"DETECT_FRAMES", "DETECT_WORKERS",
                                        "DETECT_INPUT", "DETECT_TOPK",
                                        "DETECT_SLOW"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        if (v != NULL && set_option(vars[i], v) != 0) {
-            fprintf(stderr, PROG ": bad value %s='%s' (see --help)\n", vars[i],
-                    v);
-            return 2;
-        }
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(a, "--save-images") == 0 || strcmp(a, "--verbose") == 0) {
-            *(a[2] == 's' ? &opt.save_images : &opt.verbose) = 1;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc ||
-            set_option(a + 2, argv[i + 1]) != 0) {
-            fprintf(stderr, PROG ": bad argument '%s%s%s'\n", a,
-                    i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
-            usage(stderr);
-            return 2;
-        }
-        i++;
-    }
+    static const struct settings settings = {
+        PROG,       vars,       sizeof vars / sizeof vars[0],
+        set_option, set_switch, usage};
+    int status = settings_parse(&settings, argc, argv);
+    if (status != 0)
+        return status;
     if (opt.nimages == 0) {
         for (size_t i = 0; i < sizeof default_images / sizeof *default_images;
              i++) {
             char path[4096];
-            snprintf(path, sizeof path, "%s/data/%s", opt.darknet_dir,
+            snprintf(path, sizeof path, "%s/data/%s", opt.m.darknet_dir,
                      default_images[i]);
             if ((opt.images[opt.nimages] = strdup(path)) == NULL)
                 return 1;
@@ -494,8 +365,8 @@ static void print_summary(const struct figures *fg)
     printf(PROG
            ": %ld frames (%ld failed), %d workers, input %ldx%ld, "
            "top-%ld crops: %.2f s, %.2f frames/s (models loaded in %.2f s)\n",
-           done_frames, failed_frames, fg->workers, opt.input, opt.input,
-           opt.topk, seconds(fg->wall_ns),
+           done_frames, failed_frames, fg->workers, opt.m.input, opt.m.input,
+           opt.m.topk, seconds(fg->wall_ns),
            fg->wall_ns ? (double)done_frames / seconds(fg->wall_ns) : 0.0,
            seconds(fg->load_ns));
     printf(PROG ": %ld detections, %ld crops classified; answers in %s\n",
@@ -529,7 +400,7 @@ static int write_summary_json(const struct figures *fg)
              "{\"frames\":%ld,\"frames_failed\":%ld,\"workers\":%d,"
              "\"input\":%ld,\"topk\":%ld,\"load_ns\":%llu,\"wall_ns\":%llu,"
              "\"cpu_ns\":%llu,\"detections\":%ld,\"crops\":%ld,\"slow\":",
-             done_frames, failed_frames, fg->workers, opt.input, opt.topk,
+             done_frames, failed_frames, fg->workers, opt.m.input, opt.m.topk,
              (unsigned long long)fg->load_ns, (unsigned long long)fg->wall_ns,
              (unsigned long long)fg->cpu_ns, total_detections, total_crops);
     if (opt.slow_stage >= 0)
@@ -596,23 +467,10 @@ int main(int argc, char **argv)
     struct figures fg = {.workers = (int)opt.workers};
     static struct worker workers[MAX_WORKERS];
     struct labels det_labels, cls_labels;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/data/coco.names", opt.darknet_dir);
-    labels_load(&det_labels, path);
-    snprintf(path, sizeof path, "%s/data/imagenet.shortnames.list",
-             opt.darknet_dir);
-    labels_load(&cls_labels, path);
-    stage_cfg = (struct stage_config){
-        .thresh = (float)opt.thresh,
-        .nms = 0.45f,
-        .topk = (int)opt.topk,
-        .quality = 80,
-        .slow_stage = opt.slow_stage,
-        .slow_pct = (int)opt.slow_pct,
-        .image_dir = opt.save_images ? opt.out_dir : NULL,
-        .det_labels = &det_labels,
-        .cls_labels = &cls_labels,
-    };
+    model_opts_apply(&opt.m, &det_labels, &cls_labels);
+    stage_cfg.slow_stage = opt.slow_stage;
+    stage_cfg.slow_pct = (int)opt.slow_pct;
+    stage_cfg.image_dir = opt.save_images ? opt.out_dir : NULL;
 
     int loaded = 0;
     uint64_t t0 = stage_now_ns();
@@ -621,7 +479,8 @@ int main(int argc, char **argv)
         goto out;
     for (; loaded < opt.workers; loaded++)
         workers[loaded].index = loaded;
-    if (check_inputs() != 0 || load_models(workers, loaded) != 0)
+    if (check_inputs() != 0 ||
+        workers_load_models(workers, loaded, &opt.m, PROG) != 0)
         goto out;
     stage_cfg.crop_side = workers[0].models.cls->w;
     fg.load_ns = stage_now_ns() - t0;
@@ -637,10 +496,7 @@ int main(int argc, char **argv)
     if (started == 0 || pthread_create(&reader, NULL, reader_main, NULL)) {
         fprintf(stderr, PROG ": cannot start threads\n");
         /* Started workers wait on the queue: close it to let them go. */
-        pthread_mutex_lock(&queue.lock);
-        queue.closed = 1;
-        pthread_cond_broadcast(&queue.not_empty);
-        pthread_mutex_unlock(&queue.lock);
+        handoff_close(&queue);
         for (int i = 0; i < started; i++)
             pthread_join(workers[i].thread, NULL);
         goto out;

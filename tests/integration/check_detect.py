@@ -45,17 +45,12 @@ SAMPLE = os.path.join(DARKNET, "data", "dog.jpg")
 
 
 def need_darknet():
-    if not os.path.exists(SAMPLE):
-        raise tc.Skip("darknet's data is not installed (make deps)")
+    tc.need_path(SAMPLE, "darknet's data is not installed (make deps)")
 
 
 def env(**extra):
     """A clean environment: no profiler and no DETECT_* settings."""
-    e = tc.clean_env(**extra)
-    for k in [k for k in e if k.startswith("DETECT_")]:
-        if k not in extra:
-            del e[k]
-    return e
+    return tc.clean_env(drop="DETECT_", **extra)
 
 
 def run_workflow(prog, work, args, expect_rc=0, **extra):
@@ -315,27 +310,13 @@ def check_usage(work, prog):
     ensure(os.listdir(work) == [], "files written: %r" % os.listdir(work))
 
 
-def jpeg_with_size(data, w, h):
-    """@data with the frame header's size set to @w x @h."""
-    i = 2
-    while i + 9 < len(data):
-        ensure(data[i] == 0xFF, "cannot walk the sample JPEG's markers")
-        marker, seglen = data[i + 1], data[i + 2] << 8 | data[i + 3]
-        if marker in (0xC0, 0xC1, 0xC2):
-            b = bytearray(data)
-            b[i + 5:i + 9] = bytes([h >> 8, h & 255, w >> 8, w & 255])
-            return bytes(b)
-        i += 2 + seglen
-    raise tc.CheckError("no frame header in the sample JPEG")
-
-
 def check_inputs(work, prog):
     need_darknet()
     with open(SAMPLE, "rb") as f:
         dog = f.read()
     files = {"empty.jpg": b"", "garbage.jpg": b"GIF89a not a jpeg" * 100,
              "cut.jpg": dog[:len(dog) // 2],
-             "huge.jpg": jpeg_with_size(dog, 60000, 50000),
+             "huge.jpg": tc.jpeg_with_size(dog, 60000, 50000),
              "nonet.cfg": b"# no net section\n[convolutional]\nfilters=1\n"}
     for name, data in files.items():
         with open(os.path.join(work, name), "wb") as f:

@@ -73,17 +73,12 @@ ONE_LINE_JSON = re.compile(rb"\{[^\n]*\}\n")
 
 
 def need_darknet():
-    if not os.path.exists(DOG):
-        raise tc.Skip("darknet's data is not installed (make deps)")
+    tc.need_path(DOG, "darknet's data is not installed (make deps)")
 
 
 def env(**extra):
     """A clean environment: no profiler and no DETECT_SERVER_* settings."""
-    e = tc.clean_env(**extra)
-    for k in [k for k in e if k.startswith("DETECT_SERVER_")]:
-        if k not in extra:
-            del e[k]
-    return e
+    return tc.clean_env(drop="DETECT_SERVER_", **extra)
 
 
 def die_with_parent():
@@ -247,33 +242,6 @@ def check_error(what, got, status, words=(), run=False):
 # What an answer must be, from darknet's files and the JPEG itself
 
 
-def jpeg_size(data):
-    """(width, height) from the JPEG's frame header."""
-    i = 2
-    while i + 9 < len(data):
-        ensure(data[i] == 0xFF, "cannot walk the JPEG's markers")
-        marker, seglen = data[i + 1], data[i + 2] << 8 | data[i + 3]
-        if marker in (0xC0, 0xC1, 0xC2):
-            h = data[i + 5] << 8 | data[i + 6]
-            w = data[i + 7] << 8 | data[i + 8]
-            return w, h
-        i += 2 + seglen
-    raise tc.CheckError("no frame header in the JPEG")
-
-
-def jpeg_with_size(data, w, h):
-    """@data with the frame header's size set to @w x @h."""
-    i = 2
-    while i + 9 < len(data):
-        marker, seglen = data[i + 1], data[i + 2] << 8 | data[i + 3]
-        if marker in (0xC0, 0xC1, 0xC2):
-            b = bytearray(data)
-            b[i + 5:i + 9] = bytes([h >> 8, h & 255, w >> 8, w & 255])
-            return bytes(b)
-        i += 2 + seglen
-    raise tc.CheckError("no frame header in the JPEG")
-
-
 def lines(path):
     with open(path) as f:
         return [l.rstrip("\r\n") for l in f]
@@ -307,10 +275,10 @@ def check_answer(what, got, data, topk):
            headers.get("x-request-id") == str(a["request"]),
            "%s: request id %r, header %r" % (what, a["request"],
                                              headers.get("x-request-id")))
-    ensure((a["width"], a["height"]) == jpeg_size(data),
+    ensure((a["width"], a["height"]) == tc.jpeg_size(data),
            "%s: %dx%d, the JPEG says %dx%d" % ((what, a["width"],
                                                 a["height"]) +
-                                               jpeg_size(data)))
+                                               tc.jpeg_size(data)))
     classes = detector_classes()
     coco = lines(os.path.join(DATA, "coco.names"))
     imagenet = lines(os.path.join(DATA, "imagenet.shortnames.list"))
@@ -533,7 +501,7 @@ def api_requests(port, dog, eagle, kite, topk):
     for what, body, words in (("truncated JPEG", dog[:len(dog) // 2],
                                ["truncated"]),
                               ("JPEG of 60000x50000",
-                               jpeg_with_size(dog, 60000, 50000),
+                               tc.jpeg_with_size(dog, 60000, 50000),
                                ["larger than"]),
                               ("corrupt JPEG", dog[:600] + b"\x00" * 5000,
                                ["JPEG"])):

@@ -7,7 +7,9 @@ fraction are kept as Decimal so "3 decimals" can be checked exactly. Times
 are turned into integer nanoseconds.
 
 The Trace class indexes the events; the check_* functions raise CheckError
-with a message that names the offending event. Each checker runs its
+with a message that names the offending event. Beside them are the helpers
+the checkers share for running programs (a clean environment, skips) and
+for making test pictures (a JPEG's size, read or rewritten). Each checker runs its
 program in a fresh temporary directory (kept when the check fails) and
 exits 0 on success, 1 on failure, 77 to skip.
 """
@@ -55,12 +57,14 @@ def short(ev):
 # Running programs
 
 
-def clean_env(**extra):
-    """This process's environment minus profiler settings, with the
-    resource sampler off (its counter tracks would join the traces checked),
-    plus @extra (a value of None removes the variable)."""
+def clean_env(drop=(), **extra):
+    """This process's environment minus profiler settings and the
+    variables starting with @drop (a prefix or a tuple of them: the checked
+    program's own settings), with the resource sampler off (its counter
+    tracks would join the traces checked), plus @extra (a value of None
+    removes the variable)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(PROFILER_ENV)}
+           if not k.startswith(PROFILER_ENV) and not k.startswith(drop)}
     env["STAGEPROF_SAMPLE_HZ"] = "0"
     for k, v in extra.items():
         if v is None:
@@ -68,6 +72,12 @@ def clean_env(**extra):
         else:
             env[k] = v
     return env
+
+
+def need_path(path, why):
+    """Skip the check unless @path exists; @why says what is missing."""
+    if not os.path.exists(path):
+        raise Skip(why)
 
 
 def run(cmd, env=None, cwd=None, timeout=60, expect_rc=0):
@@ -136,6 +146,36 @@ def main(body):
     shutil.rmtree(work, ignore_errors=True)
     print("PASS")
     sys.exit(0)
+
+
+# ---------------------------------------------------------------------------
+# Pictures
+
+
+def _jpeg_frame_header(data):
+    """Offset of the JPEG @data's frame header (SOF0..SOF2) marker."""
+    i = 2
+    while i + 9 < len(data):
+        ensure(data[i] == 0xFF, "cannot walk the JPEG's markers")
+        marker, seglen = data[i + 1], data[i + 2] << 8 | data[i + 3]
+        if marker in (0xC0, 0xC1, 0xC2):
+            return i
+        i += 2 + seglen
+    raise CheckError("no frame header in the JPEG")
+
+
+def jpeg_size(data):
+    """(width, height) from the JPEG's frame header."""
+    i = _jpeg_frame_header(data)
+    return data[i + 7] << 8 | data[i + 8], data[i + 5] << 8 | data[i + 6]
+
+
+def jpeg_with_size(data, w, h):
+    """@data with the frame header's size set to @w x @h."""
+    i = _jpeg_frame_header(data)
+    b = bytearray(data)
+    b[i + 5:i + 9] = bytes([h >> 8, h & 255, w >> 8, w & 255])
+    return bytes(b)
 
 
 # ---------------------------------------------------------------------------
