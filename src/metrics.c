@@ -656,22 +656,47 @@ static void add_u64(struct strbuf *sb, uint64_t v)
     stageprof__sb_add(sb, p, (size_t)(buf + sizeof buf - p));
 }
 
-static void family(struct strbuf *sb, const char *name, const char *type,
-                   const char *help)
+void stageprof__prom_family(struct strbuf *sb, const char *name,
+                            const char *type, const char *help)
 {
     stageprof__sb_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
                        type);
+}
+
+/* "name{labels} " (@labels NULL: none), before a sample's value. */
+static void sample_head(struct strbuf *sb, const char *name, const char *labels)
+{
+    stageprof__sb_adds(sb, name);
+    if (labels != NULL) {
+        stageprof__sb_adds(sb, "{");
+        stageprof__sb_adds(sb, labels);
+        stageprof__sb_adds(sb, "}");
+    }
+    stageprof__sb_adds(sb, " ");
+}
+
+void stageprof__prom_double(struct strbuf *sb, const char *name,
+                            const char *labels, double v)
+{
+    sample_head(sb, name, labels);
+    add_double(sb, v);
+    stageprof__sb_adds(sb, "\n");
+}
+
+void stageprof__prom_u64(struct strbuf *sb, const char *name,
+                         const char *labels, uint64_t v)
+{
+    sample_head(sb, name, labels);
+    add_u64(sb, v);
+    stageprof__sb_adds(sb, "\n");
 }
 
 /* One counter family without labels. */
 static void plain_counter(struct strbuf *sb, const char *name, const char *help,
                           uint64_t v)
 {
-    family(sb, name, "counter", help);
-    stageprof__sb_adds(sb, name);
-    stageprof__sb_adds(sb, " ");
-    add_u64(sb, v);
-    stageprof__sb_adds(sb, "\n");
+    stageprof__prom_family(sb, name, "counter", help);
+    stageprof__prom_u64(sb, name, NULL, v);
 }
 
 /* Sum of every shard for @slot into @out (stride values; lock held). */
@@ -698,7 +723,7 @@ static void histograms(struct strbuf *sb, int kind, const char *name,
     for (int i = 0; i < M.nb; i++)
         fmt_double(le[i], sizeof le[i], M.bounds_s[i]);
     uint64_t v[STAGEPROF_MAX_BUCKETS + 2];
-    family(sb, name, "histogram", help);
+    stageprof__prom_family(sb, name, "histogram", help);
     for (uint32_t slot = 0; slot < M.nslots; slot++) {
         const struct series *s = &M.series[slot];
         if (s->kind != kind || (slot == M.other[kind] && !M.overflow[kind]))
@@ -720,7 +745,8 @@ static void histograms(struct strbuf *sb, int kind, const char *name,
     }
     if (total == NULL)
         return;
-    family(sb, total, "counter", "Runs completed, by run name.");
+    stageprof__prom_family(sb, total, "counter",
+                           "Runs completed, by run name.");
     for (uint32_t slot = 0; slot < M.nslots; slot++) {
         if (M.series[slot].kind != kind ||
             (slot == M.other[kind] && !M.overflow[kind]))
@@ -737,8 +763,9 @@ static void histograms(struct strbuf *sb, int kind, const char *name,
 
 static void gauges(struct strbuf *sb)
 {
-    family(sb, "ai_pipeline_value", "gauge",
-           "Last value of each counter track the pipeline records.");
+    stageprof__prom_family(
+        sb, "ai_pipeline_value", "gauge",
+        "Last value of each counter track the pipeline records.");
     for (uint32_t slot = 0; slot < M.nslots; slot++) {
         if (M.series[slot].kind != KIND_COUNTER ||
             (slot == M.other[KIND_COUNTER] && !M.overflow[KIND_COUNTER]))
@@ -746,17 +773,15 @@ static void gauges(struct strbuf *sb)
         uint64_t bits = LOAD_RELAXED(&M.gauges[slot]);
         double d;
         memcpy(&d, &bits, sizeof d);
-        stageprof__sb_addf(sb, "ai_pipeline_value{%s} ", M.series[slot].labels);
-        add_double(sb, d);
-        stageprof__sb_adds(sb, "\n");
+        stageprof__prom_double(sb, "ai_pipeline_value", M.series[slot].labels,
+                               d);
     }
 }
 
 /* The library's own health: drops, evictions, series beyond the cap. */
 static void own_counters(struct strbuf *sb)
 {
-    static const char *const kinds[NKINDS] = {"stage", "run", "flow",
-                                              "counter"};
+    static const char *const kinds[NKINDS] = {"stage", "run", "flow", "track"};
     pthread_mutex_lock(&stageprof__g.lock);
     struct counts c;
     stageprof__tbuf_counts(&c);
@@ -768,14 +793,15 @@ static void own_counters(struct strbuf *sb)
                   "Completed runs pushed out of the run ring.",
                   stageprof__ring_evicted());
     pthread_mutex_lock(&M.lock);
-    family(sb, "stageprof_series_overflow_total", "counter",
-           "Series registrations beyond STAGEPROF_MAX_STAGES, counted "
-           "under \"other\".");
+    stageprof__prom_family(
+        sb, "stageprof_series_overflow_total", "counter",
+        "Series registrations beyond STAGEPROF_MAX_STAGES, counted "
+        "under \"other\".");
     for (int k = 0; k < NKINDS; k++) {
-        stageprof__sb_addf(sb, "stageprof_series_overflow_total{kind=\"%s\"} ",
-                           kinds[k]);
-        add_u64(sb, M.overflow[k]);
-        stageprof__sb_adds(sb, "\n");
+        char labels[32];
+        snprintf(labels, sizeof labels, "kind=\"%s\"", kinds[k]);
+        stageprof__prom_u64(sb, "stageprof_series_overflow_total", labels,
+                            M.overflow[k]);
     }
     uint64_t lost = LOAD_RELAXED(&M.lost), pairs = M.pairs_lost;
     pthread_mutex_unlock(&M.lock);

@@ -66,6 +66,19 @@ void stageprof__metrics_flow(stageprof_site_t *site, uint64_t id, int phase);
 /* A counter's new value, shown as a gauge. */
 void stageprof__metrics_counter(stageprof_site_t *site, double value);
 
+/*
+ * Prometheus text helpers for every module that renders part of /metrics:
+ * a family's HELP and TYPE lines, and one sample line "name{labels} value"
+ * (@labels: the text between the braces, escaped; NULL for none). Doubles
+ * are written in their shortest exact form, NaN and infinities as 0.
+ */
+void stageprof__prom_family(struct strbuf *sb, const char *name,
+                            const char *type, const char *help);
+void stageprof__prom_double(struct strbuf *sb, const char *name,
+                            const char *labels, double v);
+void stageprof__prom_u64(struct strbuf *sb, const char *name,
+                         const char *labels, uint64_t v);
+
 /* Append @s to @sb escaped as a Prometheus label value (\\, \", \n). */
 void stageprof__metrics_label(struct strbuf *sb, const char *s);
 

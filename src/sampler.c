@@ -1427,44 +1427,6 @@ static long open_fds(void)
     return count;
 }
 
-static void put_head(struct strbuf *sb, const char *name, const char *type,
-                     const char *help)
-{
-    stageprof__sb_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-                       type);
-}
-
-/* A double as %.17g writes it, without the locale; never NaN or Inf. */
-static void put_double(struct strbuf *sb, double v)
-{
-    char tmp[40];
-    if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308)
-        v = 0;
-    size_t n = stageprof__crash_fmt_double(tmp, v);
-    stageprof__sb_add(sb, tmp, n);
-}
-
-/* "name{labels} value\n"; @labels NULL for none. */
-static void put_dbl(struct strbuf *sb, const char *name, const char *labels,
-                    double v)
-{
-    stageprof__sb_adds(sb, name);
-    if (labels != NULL)
-        stageprof__sb_addf(sb, "{%s}", labels);
-    stageprof__sb_adds(sb, " ");
-    put_double(sb, v);
-    stageprof__sb_adds(sb, "\n");
-}
-
-static void put_u64(struct strbuf *sb, const char *name, const char *labels,
-                    uint64_t v)
-{
-    stageprof__sb_adds(sb, name);
-    if (labels != NULL)
-        stageprof__sb_addf(sb, "{%s}", labels);
-    stageprof__sb_addf(sb, " %llu\n", (unsigned long long)v);
-}
-
 /* The process_* family, read now. */
 static void render_process(struct strbuf *sb)
 {
@@ -1480,42 +1442,44 @@ static void render_process(struct strbuf *sb)
     if (have_cpu || have_st) {
         double cpu = have_cpu ? (double)ts.tv_sec + (double)ts.tv_nsec / 1e9
                               : (double)(st.utime + st.stime) / tck;
-        put_head(sb, "process_cpu_seconds_total", "counter",
-                 "User and system CPU time used by the process, seconds.");
-        put_dbl(sb, "process_cpu_seconds_total", NULL, cpu);
+        stageprof__prom_family(
+            sb, "process_cpu_seconds_total", "counter",
+            "User and system CPU time used by the process, seconds.");
+        stageprof__prom_double(sb, "process_cpu_seconds_total", NULL, cpu);
     }
     if (have_st) {
-        put_head(sb, "process_resident_memory_bytes", "gauge",
-                 "Resident set size of the process, bytes.");
-        put_u64(sb, "process_resident_memory_bytes", NULL,
-                st.rss * (uint64_t)page_size);
-        put_head(sb, "process_virtual_memory_bytes", "gauge",
-                 "Virtual memory size of the process, bytes.");
-        put_u64(sb, "process_virtual_memory_bytes", NULL, st.vsize);
+        stageprof__prom_family(sb, "process_resident_memory_bytes", "gauge",
+                               "Resident set size of the process, bytes.");
+        stageprof__prom_u64(sb, "process_resident_memory_bytes", NULL,
+                            st.rss * (uint64_t)page_size);
+        stageprof__prom_family(sb, "process_virtual_memory_bytes", "gauge",
+                               "Virtual memory size of the process, bytes.");
+        stageprof__prom_u64(sb, "process_virtual_memory_bytes", NULL, st.vsize);
     }
     long fds = open_fds();
     if (fds >= 0) {
-        put_head(sb, "process_open_fds", "gauge",
-                 "File descriptors the process has open.");
-        put_u64(sb, "process_open_fds", NULL, (uint64_t)fds);
+        stageprof__prom_family(sb, "process_open_fds", "gauge",
+                               "File descriptors the process has open.");
+        stageprof__prom_u64(sb, "process_open_fds", NULL, (uint64_t)fds);
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        put_head(sb, "process_max_fds", "gauge",
-                 "Limit on open file descriptors (soft limit).");
-        put_u64(sb, "process_max_fds", NULL, (uint64_t)rl.rlim_cur);
+        stageprof__prom_family(sb, "process_max_fds", "gauge",
+                               "Limit on open file descriptors (soft limit).");
+        stageprof__prom_u64(sb, "process_max_fds", NULL, (uint64_t)rl.rlim_cur);
     }
     uint64_t bt = boot_time();
     if (have_st && bt != 0) {
-        put_head(sb, "process_start_time_seconds", "gauge",
-                 "When the process started, seconds since the Unix epoch.");
-        put_dbl(sb, "process_start_time_seconds", NULL,
-                (double)bt + (double)st.starttime / tck);
+        stageprof__prom_family(
+            sb, "process_start_time_seconds", "gauge",
+            "When the process started, seconds since the Unix epoch.");
+        stageprof__prom_double(sb, "process_start_time_seconds", NULL,
+                               (double)bt + (double)st.starttime / tck);
     }
     if (have_st) {
-        put_head(sb, "process_threads", "gauge",
-                 "Operating system threads in the process.");
-        put_u64(sb, "process_threads", NULL, st.num_threads);
+        stageprof__prom_family(sb, "process_threads", "gauge",
+                               "Operating system threads in the process.");
+        stageprof__prom_u64(sb, "process_threads", NULL, st.num_threads);
     }
 }
 
@@ -1533,74 +1497,88 @@ static void render_sampler(struct strbuf *sb, const struct snap *v)
     const struct sample *s = &v->last;
     const struct rates *r = &v->rates;
     if (r->have_proc) {
-        put_head(sb, "stageprof_process_cpu_cores", "gauge",
-                 "Process CPU use between the last two samples, in cores.");
-        put_dbl(sb, "stageprof_process_cpu_cores", NULL, r->proc_cores);
+        stageprof__prom_family(
+            sb, "stageprof_process_cpu_cores", "gauge",
+            "Process CPU use between the last two samples, in cores.");
+        stageprof__prom_double(sb, "stageprof_process_cpu_cores", NULL,
+                               r->proc_cores);
     }
     if (r->have_sys) {
-        put_head(sb, "stageprof_system_cpu_busy_ratio", "gauge",
-                 "Share of all CPU time the system spent busy (not idle, "
-                 "not in I/O wait) between the last two samples.");
-        put_dbl(sb, "stageprof_system_cpu_busy_ratio", NULL, r->sys_busy);
-        put_head(sb, "stageprof_system_iowait_ratio", "gauge",
-                 "Share of all CPU time spent idle waiting for I/O between "
-                 "the last two samples.");
-        put_dbl(sb, "stageprof_system_iowait_ratio", NULL, r->sys_iowait);
+        stageprof__prom_family(
+            sb, "stageprof_system_cpu_busy_ratio", "gauge",
+            "Share of all CPU time the system spent busy (not idle, "
+            "not in I/O wait) between the last two samples.");
+        stageprof__prom_double(sb, "stageprof_system_cpu_busy_ratio", NULL,
+                               r->sys_busy);
+        stageprof__prom_family(
+            sb, "stageprof_system_iowait_ratio", "gauge",
+            "Share of all CPU time spent idle waiting for I/O between "
+            "the last two samples.");
+        stageprof__prom_double(sb, "stageprof_system_iowait_ratio", NULL,
+                               r->sys_iowait);
     }
     if (s->io_bits & SAMPLER_IO_READ_BYTES) {
-        put_head(sb, "stageprof_process_read_bytes_total", "counter",
-                 "Bytes the process caused to be read from storage.");
-        put_u64(sb, "stageprof_process_read_bytes_total", NULL,
-                s->io.read_bytes);
+        stageprof__prom_family(
+            sb, "stageprof_process_read_bytes_total", "counter",
+            "Bytes the process caused to be read from storage.");
+        stageprof__prom_u64(sb, "stageprof_process_read_bytes_total", NULL,
+                            s->io.read_bytes);
     }
     if (s->io_bits & SAMPLER_IO_WRITE_BYTES) {
-        put_head(sb, "stageprof_process_write_bytes_total", "counter",
-                 "Bytes the process caused to be written to storage.");
-        put_u64(sb, "stageprof_process_write_bytes_total", NULL,
-                s->io.write_bytes);
+        stageprof__prom_family(
+            sb, "stageprof_process_write_bytes_total", "counter",
+            "Bytes the process caused to be written to storage.");
+        stageprof__prom_u64(sb, "stageprof_process_write_bytes_total", NULL,
+                            s->io.write_bytes);
     }
     if (s->io_bits & SAMPLER_IO_RCHAR) {
-        put_head(sb, "stageprof_process_read_chars_total", "counter",
-                 "Bytes the process read through read-like system calls.");
-        put_u64(sb, "stageprof_process_read_chars_total", NULL, s->io.rchar);
+        stageprof__prom_family(
+            sb, "stageprof_process_read_chars_total", "counter",
+            "Bytes the process read through read-like system calls.");
+        stageprof__prom_u64(sb, "stageprof_process_read_chars_total", NULL,
+                            s->io.rchar);
     }
     if (s->io_bits & SAMPLER_IO_WCHAR) {
-        put_head(sb, "stageprof_process_write_chars_total", "counter",
-                 "Bytes the process wrote through write-like system calls.");
-        put_u64(sb, "stageprof_process_write_chars_total", NULL, s->io.wchar);
+        stageprof__prom_family(
+            sb, "stageprof_process_write_chars_total", "counter",
+            "Bytes the process wrote through write-like system calls.");
+        stageprof__prom_u64(sb, "stageprof_process_write_chars_total", NULL,
+                            s->io.wchar);
     }
     if (s->have_ru) {
-        put_head(sb, "stageprof_process_context_switches_total", "counter",
-                 "Context switches of the process's threads.");
-        put_u64(sb, "stageprof_process_context_switches_total",
-                "kind=\"voluntary\"", s->voluntary);
-        put_u64(sb, "stageprof_process_context_switches_total",
-                "kind=\"involuntary\"", s->involuntary);
-        put_head(sb, "stageprof_process_page_faults_total", "counter",
-                 "Page faults of the process.");
-        put_u64(sb, "stageprof_process_page_faults_total", "kind=\"minor\"",
-                s->minflt);
-        put_u64(sb, "stageprof_process_page_faults_total", "kind=\"major\"",
-                s->majflt);
+        stageprof__prom_family(sb, "stageprof_process_context_switches_total",
+                               "counter",
+                               "Context switches of the process's threads.");
+        stageprof__prom_u64(sb, "stageprof_process_context_switches_total",
+                            "kind=\"voluntary\"", s->voluntary);
+        stageprof__prom_u64(sb, "stageprof_process_context_switches_total",
+                            "kind=\"involuntary\"", s->involuntary);
+        stageprof__prom_family(sb, "stageprof_process_page_faults_total",
+                               "counter", "Page faults of the process.");
+        stageprof__prom_u64(sb, "stageprof_process_page_faults_total",
+                            "kind=\"minor\"", s->minflt);
+        stageprof__prom_u64(sb, "stageprof_process_page_faults_total",
+                            "kind=\"major\"", s->majflt);
     }
     static const char *const res[3] = {"cpu", "io", "memory"};
     if (s->psi_bits[0] | s->psi_bits[1] | s->psi_bits[2]) {
-        put_head(sb, "stageprof_pressure_avg10_ratio", "gauge",
-                 "Pressure stall information: share of the last 10 s in "
-                 "which some or all tasks stalled on the resource.");
+        stageprof__prom_family(
+            sb, "stageprof_pressure_avg10_ratio", "gauge",
+            "Pressure stall information: share of the last 10 s in "
+            "which some or all tasks stalled on the resource.");
         for (int i = 0; i < 3; i++) {
             char lab[64];
             if (s->psi_bits[i] & SAMPLER_PSI_SOME) {
                 snprintf(lab, sizeof lab, "resource=\"%s\",kind=\"some\"",
                          res[i]);
-                put_dbl(sb, "stageprof_pressure_avg10_ratio", lab,
-                        s->psi[i].some_avg10 / 100);
+                stageprof__prom_double(sb, "stageprof_pressure_avg10_ratio",
+                                       lab, s->psi[i].some_avg10 / 100);
             }
             if (s->psi_bits[i] & SAMPLER_PSI_FULL) {
                 snprintf(lab, sizeof lab, "resource=\"%s\",kind=\"full\"",
                          res[i]);
-                put_dbl(sb, "stageprof_pressure_avg10_ratio", lab,
-                        s->psi[i].full_avg10 / 100);
+                stageprof__prom_double(sb, "stageprof_pressure_avg10_ratio",
+                                       lab, s->psi[i].full_avg10 / 100);
             }
         }
     }
@@ -1608,24 +1586,30 @@ static void render_sampler(struct strbuf *sb, const struct snap *v)
     for (int i = 0; i <= SAMPLER_MAX_NAMES; i++)
         any |= v->names[i].used;
     if (any) {
-        put_head(sb, "stageprof_thread_cpu_seconds_total", "counter",
-                 "CPU time of the process's threads, summed by thread "
-                 "name (names past the first 64 as \"other\").");
+        stageprof__prom_family(
+            sb, "stageprof_thread_cpu_seconds_total", "counter",
+            "CPU time of the process's threads, summed by thread "
+            "name (names past the first 64 as \"other\").");
         for (int i = 0; i <= SAMPLER_MAX_NAMES; i++) {
             const struct tname *t = &v->names[i];
             if (!t->used)
                 continue;
-            stageprof__sb_adds(sb,
-                               "stageprof_thread_cpu_seconds_total{thread=\"");
-            stageprof__metrics_label(sb, i == OTHER_NAME ? "other" : t->name);
-            stageprof__sb_adds(sb, "\"} ");
-            put_double(sb, (double)t->ticks / (double)clk_tck);
-            stageprof__sb_adds(sb, "\n");
+            struct strbuf lab;
+            stageprof__sb_init(&lab, stageprof__malloc, stageprof__free);
+            stageprof__sb_adds(&lab, "thread=\"");
+            stageprof__metrics_label(&lab, i == OTHER_NAME ? "other" : t->name);
+            stageprof__sb_adds(&lab, "\"");
+            if (!lab.oom)
+                stageprof__prom_double(sb, "stageprof_thread_cpu_seconds_total",
+                                       lab.buf,
+                                       (double)t->ticks / (double)clk_tck);
+            stageprof__sb_fini(&lab);
         }
     }
-    put_head(sb, "stageprof_sampler_samples_total", "counter",
-             "Samples taken by the resource sampler.");
-    put_u64(sb, "stageprof_sampler_samples_total", NULL, v->samples);
+    stageprof__prom_family(sb, "stageprof_sampler_samples_total", "counter",
+                           "Samples taken by the resource sampler.");
+    stageprof__prom_u64(sb, "stageprof_sampler_samples_total", NULL,
+                        v->samples);
 }
 
 void stageprof__sampler_render(struct strbuf *sb)
