@@ -1152,55 +1152,59 @@ static void sample_locked(int slow, struct sample *out, struct rates *r)
  * once-a-second figures are recorded when read, not when carried over: a
  * counter keeps its value until its next event anyway.
  */
+/*
+ * A counter track of the sampler: category "resource", so /metrics, which
+ * has the sampler's own families, does not show it again as a gauge.
+ */
+#define RESOURCE_COUNTER(name, value)                                          \
+    do {                                                                       \
+        static stageprof_site_t site_ = STAGEPROF_SITE_INIT(name, "resource"); \
+        stageprof_counter_set_double(&site_, (double)(value));                 \
+    } while (0)
+
 static void record_counters(const struct sample *s, const struct rates *r)
 {
     if (!stageprof_is_tracing())
         return;
     if (r->have_proc)
-        STAGEPROF_COUNTER_DOUBLE("process.cpu", r->proc_cores);
+        RESOURCE_COUNTER("process.cpu", r->proc_cores);
     if (s->have_rss)
-        STAGEPROF_COUNTER_INT("process.rss_bytes",
-                              (int64_t)(s->rss_pages * (uint64_t)page_size));
+        RESOURCE_COUNTER("process.rss_bytes",
+                         (int64_t)(s->rss_pages * (uint64_t)page_size));
     if (s->slow_fresh && s->have_threads)
-        STAGEPROF_COUNTER_INT("process.threads", (int64_t)s->threads);
+        RESOURCE_COUNTER("process.threads", (int64_t)s->threads);
     if (r->have_sys) {
-        STAGEPROF_COUNTER_DOUBLE("system.cpu_busy", r->sys_busy);
-        STAGEPROF_COUNTER_DOUBLE("system.iowait", r->sys_iowait);
+        RESOURCE_COUNTER("system.cpu_busy", r->sys_busy);
+        RESOURCE_COUNTER("system.iowait", r->sys_iowait);
     }
     if (r->have_io) {
-        STAGEPROF_COUNTER_DOUBLE("process.read_bytes_per_s", r->read_bps);
-        STAGEPROF_COUNTER_DOUBLE("process.write_bytes_per_s", r->write_bps);
+        RESOURCE_COUNTER("process.read_bytes_per_s", r->read_bps);
+        RESOURCE_COUNTER("process.write_bytes_per_s", r->write_bps);
     }
     if (r->have_ctx) {
-        STAGEPROF_COUNTER_DOUBLE("process.ctx_switches_voluntary_per_s",
-                                 r->voluntary_ps);
-        STAGEPROF_COUNTER_DOUBLE("process.ctx_switches_involuntary_per_s",
-                                 r->involuntary_ps);
+        RESOURCE_COUNTER("process.ctx_switches_voluntary_per_s",
+                         r->voluntary_ps);
+        RESOURCE_COUNTER("process.ctx_switches_involuntary_per_s",
+                         r->involuntary_ps);
     }
     if (r->have_faults) {
-        STAGEPROF_COUNTER_DOUBLE("process.minor_faults_per_s", r->minor_ps);
-        STAGEPROF_COUNTER_DOUBLE("process.major_faults_per_s", r->major_ps);
+        RESOURCE_COUNTER("process.minor_faults_per_s", r->minor_ps);
+        RESOURCE_COUNTER("process.major_faults_per_s", r->major_ps);
     }
     if (!s->slow_fresh)
         return;
     if (s->psi_bits[0] & SAMPLER_PSI_SOME)
-        STAGEPROF_COUNTER_DOUBLE("pressure.cpu_some_avg10",
-                                 s->psi[0].some_avg10);
+        RESOURCE_COUNTER("pressure.cpu_some_avg10", s->psi[0].some_avg10);
     if (s->psi_bits[0] & SAMPLER_PSI_FULL)
-        STAGEPROF_COUNTER_DOUBLE("pressure.cpu_full_avg10",
-                                 s->psi[0].full_avg10);
+        RESOURCE_COUNTER("pressure.cpu_full_avg10", s->psi[0].full_avg10);
     if (s->psi_bits[1] & SAMPLER_PSI_SOME)
-        STAGEPROF_COUNTER_DOUBLE("pressure.io_some_avg10",
-                                 s->psi[1].some_avg10);
+        RESOURCE_COUNTER("pressure.io_some_avg10", s->psi[1].some_avg10);
     if (s->psi_bits[1] & SAMPLER_PSI_FULL)
-        STAGEPROF_COUNTER_DOUBLE("pressure.io_full_avg10",
-                                 s->psi[1].full_avg10);
+        RESOURCE_COUNTER("pressure.io_full_avg10", s->psi[1].full_avg10);
     if (s->psi_bits[2] & SAMPLER_PSI_SOME)
-        STAGEPROF_COUNTER_DOUBLE("pressure.memory_some_avg10",
-                                 s->psi[2].some_avg10);
+        RESOURCE_COUNTER("pressure.memory_some_avg10", s->psi[2].some_avg10);
     if (s->psi_bits[2] & SAMPLER_PSI_FULL)
-        STAGEPROF_COUNTER_DOUBLE("pressure.memory_full_avg10",
-                                 s->psi[2].full_avg10);
+        RESOURCE_COUNTER("pressure.memory_full_avg10", s->psi[2].full_avg10);
 }
 
 static void *sampler_main(void *arg)

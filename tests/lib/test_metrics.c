@@ -308,6 +308,30 @@ STAGEPROF_TEST(tracing_and_metrics_together)
     ASSERT_EQ(stats().misuse, 0);
 }
 
+STAGEPROF_TEST(sampler_tracks_are_not_gauges_again)
+{
+    stageprof_config_t c;
+    stageprof_config_init(&c);
+    c.enable = 1;
+    c.dir = temp_dir("stageprof-metrics");
+    c.http = "127.0.0.1:0";
+    c.sample_hz = 100;
+    ASSERT_EQ(stageprof_start(&c), 0);
+    STAGEPROF_COUNTER_INT("queue_depth", 3);
+    usleep(300000);
+    char *m = scrape();
+    ASSERT_TRUE(value_of(m, "stageprof_sampler_samples_total") >= 2);
+    ASSERT_EQ(value_of(m, "ai_pipeline_value{track=\"queue_depth\"}"), 3);
+    ASSERT_NULL(strstr(m, "track=\"process."));
+    ASSERT_NULL(strstr(m, "track=\"system."));
+    free(m);
+    ASSERT_EQ(stageprof_stop(), 0);
+    char path[4096];
+    char *trace = last_trace(path, sizeof path);
+    ASSERT_CONTAINS(trace, "\"name\":\"system.cpu_busy\",\"cat\":\"resource\"");
+    free(trace);
+}
+
 STAGEPROF_TEST(counts_survive_stop_and_start)
 {
     start_metrics(NULL, 0);
@@ -441,6 +465,7 @@ STAGEPROF_TEST_LIST(STAGEPROF_CASE(complete_spans_fall_in_their_buckets),
                     STAGEPROF_CASE(leaked_runs_do_not_stop_run_metrics),
                     STAGEPROF_CASE(flow_pairs_match_under_churn),
                     STAGEPROF_CASE(tracing_and_metrics_together),
+                    STAGEPROF_CASE(sampler_tracks_are_not_gauges_again),
                     STAGEPROF_CASE(counts_survive_stop_and_start),
                     STAGEPROF_CASE(off_records_nothing),
                     STAGEPROF_CASE(bucket_lists),
