@@ -33,6 +33,11 @@
  * them, and only when the whole trace reached its sink marks them read.
  * A failed write leaves everything in place for the next attempt.
  *
+ * A filtered write (struct write_filter, for /capture) leaves out events
+ * outside a time window, of refused categories, or beyond a count, and
+ * counts them; it reserves blanks after the opening brace for the
+ * caller's own member.
+ *
  * One writer at a time (stageprof__g.wlock).
  */
 #include <errno.h>
@@ -239,6 +244,7 @@ struct writer {
     char pt[64];   /* ,"pid":..,"tid":.. of pt_tid */
     size_t pt_len; /* 0: not formatted yet */
     int pt_tid;
+    struct write_filter *filt; /* a /capture write, or NULL */
 };
 
 static int fixed_ids_flag;
@@ -297,6 +303,43 @@ static void arg_append(struct writer *w, int *head, int *tail,
     else
         w->args[*tail].next = i;
     *tail = i;
+}
+
+/*
+ * Whether an event of category @cat at @ns (spans: until @end_ns) goes
+ * into a filtered write: it overlaps the window, the rules take its
+ * category, and max_events is not reached. Counts what it leaves out.
+ */
+static int admit_slow(struct writer *w, const char *cat, uint64_t ns,
+                      uint64_t end_ns)
+{
+    struct write_filter *f = w->filt;
+    if (f->to_ns != 0 && (ns > f->to_ns || end_ns < f->from_ns)) {
+        f->out_of_window++;
+        return 0;
+    }
+    if (f->cats != NULL && cat != NULL &&
+        !stageprof__config_category_ok(f->cats, cat)) {
+        f->cat_removed++;
+        return 0;
+    }
+    if (f->max_events != 0 && f->events >= f->max_events) {
+        f->over_max++;
+        return 0;
+    }
+    f->events++;
+    return 1;
+}
+
+static inline int admit(struct writer *w, const char *cat, uint64_t ns,
+                        uint64_t end_ns)
+{
+    return likely(w->filt == NULL) || admit_slow(w, cat, ns, end_ns);
+}
+
+static inline const char *site_cat(const stageprof_site_t *site)
+{
+    return site != NULL && site->category != NULL ? site->category : "default";
 }
 
 /* Event separator and opening. */
@@ -427,6 +470,9 @@ static char *put_args(struct writer *w, char *p, uint64_t run, int head)
 static void emit_span(struct writer *w, int tid, const struct pend *s,
                       const char *ph, uint64_t end_ns)
 {
+    /* "B": still open when the trace is written. */
+    if (!admit(w, site_cat(s->site), s->ns, ph[7] == 'X' ? end_ns : UINT64_MAX))
+        return;
     char *p = ev_open(w, ph, strlen(ph));
     p = put_name(w, p, s->site, s->dyn, s->dyn_len);
     p = PUTS(p, ",\"ts\":");
@@ -444,6 +490,9 @@ static void emit_span(struct writer *w, int tid, const struct pend *s,
 static void emit_end(struct writer *w, int tid, const struct pend *s,
                      uint64_t ns)
 {
+    /* Its begin (and category) went into an earlier file: time only. */
+    if (!admit(w, NULL, ns, ns))
+        return;
     char *p = ev_open(w, "{\"ph\":\"E\",\"ts\":", 15);
     p = put_ts(w, p, ns);
     p = put_pid_tid(w, p, tid);
@@ -458,10 +507,13 @@ static void flush_instant_slow(struct writer *w, int tid)
     if (r == NULL)
         return;
     w->instant = NULL;
+    uint64_t ns = stageprof__clock_map_ns(&w->clock, r->a);
+    if (!admit(w, site_cat(tbuf_rec_site(r)), ns, ns))
+        return;
     char *p = ev_open(w, "{\"ph\":\"i\",\"s\":\"t\",", 18);
     p = put_name(w, p, tbuf_rec_site(r), NULL, 0);
     p = PUTS(p, ",\"ts\":");
-    p = put_ts(w, p, stageprof__clock_map_ns(&w->clock, r->a));
+    p = put_ts(w, p, ns);
     p = put_pid_tid(w, p, tid);
     p = put_args(w, p, w->instant_run, w->inst_args_head);
     *p++ = '}';
@@ -489,6 +541,12 @@ static void emit_pair(struct writer *w, int tid, const struct rec *r,
     const stageprof_site_t *site = tbuf_rec_site(r);
     unsigned kind = (unsigned)(r[0].b & 15u);
     uint64_t ns = stageprof__clock_map_ns(&w->clock, r[0].a);
+    /* Runs without a site are written with the category "run". */
+    const char *cat = site != NULL      ? site_cat(site)
+                      : kind == REC_RUN ? "run"
+                                        : "default";
+    if (!admit(w, cat, ns, ns))
+        return;
     char *p;
     if (kind == REC_COUNTER) {
         p = ev_open(w, "{\"ph\":\"C\",", 10);
@@ -681,8 +739,12 @@ static void header(struct writer *w, int final)
     struct strbuf sb;
     stageprof__sb_init(&sb, stageprof__malloc, stageprof__free);
     const struct conf *c = &stageprof__g.conf;
+    stageprof__sb_adds(&sb, "{");
+    /* Room for the caller's own member (a /capture answer's "capture"). */
+    for (size_t i = 0; w->filt != NULL && i < w->filt->reserve; i++)
+        stageprof__sb_add(&sb, " ", 1);
     stageprof__sb_addf(&sb,
-                       "{\"stageprof\":{\"format\":1,\"version\":\"%s\","
+                       "\"stageprof\":{\"format\":1,\"version\":\"%s\","
                        "\"pid\":%d",
                        STAGEPROF_VERSION_STRING, w->pid);
     if (w->fixed_ids)
@@ -891,10 +953,17 @@ static int freeze(struct tbuf *tb, struct frozen **outp, size_t *np)
 
 int stageprof__writer_write(struct sink *sink, int flags)
 {
+    return stageprof__writer_write_filtered(sink, flags, NULL);
+}
+
+int stageprof__writer_write_filtered(struct sink *sink, int flags,
+                                     struct write_filter *filt)
+{
     int final = (flags & WRITE_FINAL) != 0;
     struct writer *w = stageprof__calloc(1, sizeof *w);
     if (w == NULL)
         return STAGEPROF_ENOMEM;
+    w->filt = filt;
     w->out.sink = sink;
     w->out.first = 1;
     w->out.buf = stageprof__malloc(OUT_CAP);
@@ -1013,6 +1082,13 @@ int stageprof__writer_write(struct sink *sink, int flags)
     pthread_mutex_unlock(&stageprof__g.lock);
     if (w->view.active)
         misuse_run_end = w->view.unmatched_ends;
+    if (filt != NULL) {
+        filt->dropped_new = t.dropped - dropped_reported;
+        filt->dropped_total = t.dropped;
+        filt->runs_kept = w->view.kept;
+        filt->runs_running = w->view.running;
+        filt->ring_active = w->view.active;
+    }
     trailer(w, &t, misuse_run_end + run_end_bad, dropped_reported, nopen);
     out_flush(&w->out);
     int rc = w->out.err ? w->out.err : (w->oom ? STAGEPROF_ENOMEM : 0);

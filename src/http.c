@@ -1,6 +1,9 @@
 /*
- * http.c - the embedded HTTP endpoint: GET /metrics (Prometheus text 0.0.4)
- * and GET /healthz, served by libmicrohttpd on one thread of its own.
+ * http.c - the embedded HTTP endpoint: GET /metrics (Prometheus text 0.0.4),
+ * GET /healthz and GET /capture, served by libmicrohttpd on one thread of
+ * its own. /capture suspends its connection and hands the wait and the
+ * write to a capture thread (capture.c), which resumes it with the answer;
+ * stop waits for that thread (http_cap_cond) before stopping the daemon.
  *
  * core.c calls stageprof__http_start() when the configuration names an
  * address and stageprof__http_stop() when the session ends (also from its
@@ -42,12 +45,14 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "http.h"
 #include "metrics.h"
 #include "util/strbuf.h"
@@ -219,6 +224,7 @@ struct http_server {
     char *token;               /* owned copy of c->http_token, or NULL */
     size_t token_len;
     unsigned cap;             /* connections open at once, at most */
+    int loopback;             /* bound to a loopback address */
     int starting;             /* MHD_start_daemon in progress (atomic) */
     pthread_mutex_t msg_lock; /* guards start_msg */
     char start_msg[256];      /* last MHD message during start */
@@ -230,11 +236,24 @@ static struct http_server *http_srv; /* published server; under http_state */
 static int http_bound_port;          /* atomic; 0 when not serving */
 
 /* Status codes the handler answers, counted for /metrics (atomics). */
-static const int http_codes[] = {200, 400, 401, 404, 405, 413, 503};
+static const int http_codes[] = {200, 400, 401, 403, 404, 405, 409, 413, 503};
 #define HTTP_NCODES (sizeof http_codes / sizeof http_codes[0])
 static uint64_t http_answered[HTTP_NCODES];
 static uint64_t http_refused; /* connections closed: over the cap (atomic) */
 static unsigned http_open;    /* connections open now (atomic) */
+
+/*
+ * Capture threads (see the /capture section): how many run, under
+ * http_cap_lock, signalled on http_cap_cond when one ends; http_cap_cancel
+ * (atomic) makes them give up at once, set by stop.
+ */
+static pthread_mutex_t http_cap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t http_cap_cond = PTHREAD_COND_INITIALIZER;
+static int http_cap_running;
+static int http_cap_cancel;
+
+/* *con_cls of a request answered on its first call (not a capture). */
+static int http_mark;
 
 /* Rate limit of MHD's messages (under http_log_lock). */
 static pthread_mutex_t http_log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -490,6 +509,263 @@ static int http_body_status(struct MHD_Connection *conn)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* /capture                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A capture in progress. The connection is suspended while a capture
+ * thread waits and writes; the thread resumes it with the result, and the
+ * handler, called again on the server thread, answers. Two references: the
+ * connection's (dropped by http_completed) and the thread's.
+ *
+ *   handler: parse, claim slot, suspend ---> thread: capture_run
+ *                                              release slot, done = 1
+ *   handler (resumed): answer or close <---- resume, unref
+ *   http_completed: unref
+ */
+struct http_job {
+    struct MHD_Connection *conn;
+    struct capture_params params;
+    int gzip; /* the client accepts gzip */
+    int fd;   /* the client's socket, watched for a hang-up */
+    int done; /* result ready (atomic) */
+    int refs; /* atomic */
+    struct capture_result res;
+};
+
+static void http_job_unref(struct http_job *job)
+{
+    if (__atomic_sub_fetch(&job->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    stageprof__capture_result_fini(&job->res);
+    stageprof__free(job);
+}
+
+/* Query arguments into the parameters; the first problem is kept. */
+struct http_cap_args {
+    struct capture_params *p;
+    int bad;
+    char why[200];
+};
+
+static enum MHD_Result http_cap_arg(void *cls, enum MHD_ValueKind kind,
+                                    const char *key, const char *value)
+{
+    (void)kind;
+    struct http_cap_args *a = cls;
+    if (stageprof__capture_param(a->p, key, value, a->why, sizeof a->why) !=
+        0) {
+        a->bad = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Whether Accept-Encoding takes gzip: a "gzip" (or "*") coding not given
+ * q=0. Case-insensitive, blanks ignored.
+ */
+static int http_accepts_gzip(struct MHD_Connection *conn)
+{
+    const char *v = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    while (v != NULL && *v != '\0') {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        const char *tok = v;
+        while (*v != '\0' && *v != ',' && *v != ';' && *v != ' ' && *v != '\t')
+            v++;
+        size_t n = (size_t)(v - tok);
+        int match = (n == 4 && strncasecmp(tok, "gzip", 4) == 0) ||
+                    (n == 1 && tok[0] == '*');
+        int q0 = 0;
+        while (*v != '\0' && *v != ',') {
+            if (*v == ';') {
+                const char *q = v + 1;
+                while (*q == ' ' || *q == '\t')
+                    q++;
+                if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=' &&
+                    q[2] == '0') {
+                    /* "0", "0.", "0.0", "0.00", "0.000": refused */
+                    const char *d = q + 3;
+                    if (*d == '.')
+                        for (d++; *d == '0'; d++)
+                            ;
+                    if (*d == '\0' || *d == ',' || *d == ' ' || *d == ';' ||
+                        *d == '\t')
+                        q0 = 1;
+                }
+            }
+            v++;
+        }
+        if (match && !q0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A capture thread: run, hand the result back, leave. */
+static void *http_capture_thread(void *arg)
+{
+    struct http_job *job = arg;
+    (void)stageprof__capture_run(&job->params, job->gzip, &http_cap_cancel,
+                                 job->fd, &job->res);
+    /* Free the slot before answering, so the client may ask again. */
+    stageprof__capture_release();
+    STORE_RELEASE(&job->done, 1);
+    MHD_resume_connection(job->conn);
+    http_job_unref(job);
+    pthread_mutex_lock(&http_cap_lock);
+    http_cap_running--;
+    pthread_cond_broadcast(&http_cap_cond);
+    pthread_mutex_unlock(&http_cap_lock);
+    return NULL;
+}
+
+/* Start @job's thread (detached, all signals blocked); 0 or -1. */
+static int http_capture_spawn(struct http_job *job)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return -1;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pthread_t t;
+    pthread_mutex_lock(&http_cap_lock);
+    int rc = pthread_create(&t, &attr, http_capture_thread, job);
+    if (rc == 0)
+        http_cap_running++;
+    pthread_mutex_unlock(&http_cap_lock);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    pthread_attr_destroy(&attr);
+    return rc == 0 ? 0 : -1;
+}
+
+/* The decimal text of @v into @buf. */
+static const char *http_u64(char *buf, size_t len, uint64_t v)
+{
+    snprintf(buf, len, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+/* The resumed request of @job: its answer, or closing the connection. */
+static enum MHD_Result http_capture_answer(struct MHD_Connection *conn,
+                                           struct http_job *job)
+{
+    if (!LOAD_ACQUIRE(&job->done))
+        return MHD_YES; /* cannot happen: only resume calls again */
+    struct capture_result *r = &job->res;
+    if (r->status == 0)
+        return MHD_NO; /* the client went away, or the endpoint stops */
+    if (r->status != 200) {
+        char line[200];
+        snprintf(line, sizeof line, "%s\n", r->reason);
+        return http_text(conn, r->status, line, 0);
+    }
+    /* MHD owns the body from here and frees it with our allocator. */
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(r->len, r->body,
+                                                           stageprof__free);
+    if (resp == NULL)
+        return MHD_NO;
+    r->body = NULL;
+    char n1[24], n2[24];
+    int ok = MHD_add_response_header(resp, "X-Stageprof-Events",
+                                     http_u64(n1, sizeof n1, r->events)) ==
+                 MHD_YES &&
+             MHD_add_response_header(resp, "X-Stageprof-Dropped",
+                                     http_u64(n2, sizeof n2, r->dropped)) ==
+                 MHD_YES &&
+             MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+                                     "Accept-Encoding") == MHD_YES;
+    if (ok && r->empty_reason != NULL)
+        ok = MHD_add_response_header(resp, "X-Stageprof-Empty-Reason",
+                                     r->empty_reason) == MHD_YES;
+    if (ok && r->left_out > 0)
+        ok = MHD_add_response_header(resp, "X-Stageprof-Left-Out",
+                                     http_u64(n1, sizeof n1, r->left_out)) ==
+             MHD_YES;
+    if (ok && r->gzipped)
+        ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                     "gzip") == MHD_YES;
+    if (!ok) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    return http_queue(conn, 200, resp, "application/json", 0);
+}
+
+/*
+ * GET /capture: refused (403) on a non-loopback address without a token,
+ * parameters checked (400), one at a time (409), then the connection is
+ * suspended and a capture thread does the work.
+ */
+static enum MHD_Result http_capture(const struct http_server *srv,
+                                    struct MHD_Connection *conn, void **con_cls,
+                                    int flags)
+{
+    if (!srv->loopback && srv->token == NULL)
+        return http_text(conn, 403,
+                         "/capture needs a token on a non-loopback address "
+                         "(set STAGEPROF_HTTP_TOKEN)\n",
+                         flags);
+    struct capture_params params;
+    stageprof__capture_params_init(&params);
+    struct http_cap_args a = {&params, 0, ""};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, http_cap_arg, &a);
+    if (!a.bad && stageprof__capture_check(&params, a.why, sizeof a.why) != 0)
+        a.bad = 1;
+    if (a.bad) {
+        char line[sizeof a.why + 2];
+        snprintf(line, sizeof line, "%s\n", a.why);
+        return http_text(conn, 400, line, flags);
+    }
+    if (!stageprof__capture_claim())
+        return http_text(
+            conn, 409, "a capture is already running (one at a time)\n", flags);
+    struct http_job *job = stageprof__calloc(1, sizeof *job);
+    if (job == NULL) {
+        stageprof__capture_release();
+        return http_text(conn, 503, "out of memory\n", flags);
+    }
+    job->conn = conn;
+    job->params = params;
+    job->gzip = http_accepts_gzip(conn);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    job->fd = ci != NULL ? (int)ci->connect_fd : -1;
+    job->refs = 2;
+    /* Suspended before the thread can resume it. */
+    MHD_suspend_connection(conn);
+    if (http_capture_spawn(job) != 0) {
+        MHD_resume_connection(conn);
+        job->res.status = 503;
+        snprintf(job->res.reason, sizeof job->res.reason,
+                 "cannot start the capture thread");
+        stageprof__capture_release();
+        job->refs = 1;
+        STORE_RELEASE(&job->done, 1);
+    }
+    *con_cls = job;
+    return MHD_YES;
+}
+
+/* A request ended (answered, failed, or closed): drop its capture job. */
+static void http_completed(void *cls, struct MHD_Connection *conn,
+                           void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (con_cls != NULL && *con_cls != NULL && *con_cls != &http_mark)
+        http_job_unref(*con_cls);
+    if (con_cls != NULL)
+        *con_cls = NULL;
+}
+
 static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn,
                                     const char *url, const char *method,
                                     const char *version,
@@ -499,14 +775,15 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn,
     (void)version;
     (void)upload_data;
     const struct http_server *srv = cls;
-    static int answered; /* address used as "this request was answered" */
 
+    if (*con_cls != NULL && *con_cls != &http_mark)
+        return http_capture_answer(conn, *con_cls); /* resumed */
     if (*con_cls != NULL) {
         /* A body MHD read anyway (never for ours): drop it unread. */
         *upload_data_size = 0;
         return MHD_YES;
     }
-    *con_cls = &answered;
+    *con_cls = &http_mark;
 
     int body = http_body_status(conn);
     int flags = body != 0 ? HTTP_CLOSE : 0;
@@ -523,9 +800,11 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn,
         return http_text(conn, 400, "a GET request takes no body\n", flags);
 
     int metrics = strcmp(url, "/metrics") == 0;
+    if (strcmp(url, "/capture") == 0)
+        return http_capture(srv, conn, con_cls, flags);
     if (!metrics && strcmp(url, "/healthz") != 0)
-        return http_text(conn, 404, "not found (/metrics or /healthz)\n",
-                         flags);
+        return http_text(conn, 404,
+                         "not found (/metrics, /healthz or /capture)\n", flags);
     struct http_arg arg = {0};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, http_first_arg,
                               &arg);
@@ -656,6 +935,19 @@ static void http_addr_text(const struct sockaddr_storage *ss, char *out,
     }
 }
 
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static int http_is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+        return 1;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+}
+
 static int http_start_locked(const struct conf *c)
 {
     char host[HTTP_HOST_MAX], shown[HTTP_ADDR_MAX];
@@ -692,14 +984,17 @@ static int http_start_locked(const struct conf *c)
             goto oom;
     }
 
+    /* ITC: stop and resume wake the thread at once. */
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC; /* ITC: stop wakes the thread at once */
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     long long maxc =
         c->http_max_connections > 0 ? c->http_max_connections : 256;
     long long idle = c->http_idle_timeout_s > 0 ? c->http_idle_timeout_s : 10;
     srv->cap = (unsigned)maxc;
+    srv->loopback = http_is_loopback(&ss);
+    STORE_RELEASE(&http_cap_cancel, 0);
     STORE_RELAXED(&http_open, 0);
     STORE_RELEASE(&srv->starting, 1);
     /*
@@ -710,7 +1005,8 @@ static int http_start_locked(const struct conf *c)
     srv->daemon = MHD_start_daemon(
         flags, 0, http_accept, srv, http_handler, srv,
         MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, http_notify, NULL, MHD_OPTION_SOCK_ADDR,
+        MHD_OPTION_NOTIFY_CONNECTION, http_notify, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)maxc + 1,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)idle,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
@@ -785,6 +1081,15 @@ void stageprof__http_stop(void)
     STORE_RELEASE(&http_bound_port, 0);
     pthread_mutex_unlock(&http_state);
     if (srv != NULL) {
+        /*
+         * A capture thread resumes its connection before it ends: wait for
+         * them (told to give up at once) while the daemon still runs.
+         */
+        STORE_RELEASE(&http_cap_cancel, 1);
+        pthread_mutex_lock(&http_cap_lock);
+        while (http_cap_running > 0)
+            pthread_cond_wait(&http_cap_cond, &http_cap_lock);
+        pthread_mutex_unlock(&http_cap_lock);
         /* Closes every connection and joins the server thread. */
         MHD_stop_daemon(srv->daemon);
         http_server_free(srv);
@@ -851,6 +1156,11 @@ void stageprof__http_fork(int phase)
     pthread_mutex_init(&http_life, NULL);
     pthread_mutex_init(&http_state, NULL);
     pthread_mutex_init(&http_log_lock, NULL);
+    /* Capture threads stayed in the parent; so does the slot's owner. */
+    pthread_mutex_init(&http_cap_lock, NULL);
+    pthread_cond_init(&http_cap_cond, NULL);
+    http_cap_running = 0;
+    stageprof__capture_release();
     if (http_srv != NULL) {
         /* The server thread stayed in the parent: stopping would join a
          * thread that is not there. Give the port back and forget the

@@ -1,5 +1,6 @@
 /*
- * http.h - the embedded HTTP endpoint (libmicrohttpd): /metrics, /healthz.
+ * http.h - the embedded HTTP endpoint (libmicrohttpd): /metrics, /healthz,
+ * /capture (capture.c).
  *
  * Off unless the configuration names an address (STAGEPROF_HTTP). It runs on
  * its own thread; nothing on the recording path ever waits for it. Started

@@ -266,6 +266,37 @@ enum {
  */
 int stageprof__writer_write(struct sink *sink, int flags);
 
+/*
+ * What a filtered write (a /capture answer) keeps, and what it found.
+ * Metadata events ("M") are always written and never counted.
+ */
+struct write_filter {
+    /* in */
+    uint64_t from_ns, to_ns; /* monotonic window; to_ns 0: no time filter */
+    const struct conf *cats; /* category rules (only rules used) or NULL */
+    uint64_t max_events;     /* events written at most; 0: no limit */
+    size_t reserve;          /* blanks written after the opening brace, for the
+                                caller to overwrite with its own member */
+    /* out */
+    uint64_t events;        /* events written */
+    uint64_t out_of_window; /* left out: outside the window */
+    uint64_t cat_removed;   /* left out: category filter */
+    uint64_t over_max;      /* left out: beyond max_events */
+    uint64_t dropped_new;   /* drops not yet reported by a consuming write */
+    uint64_t dropped_total; /* drops since the process started */
+    uint64_t runs_kept, runs_running; /* the ring at the write */
+    int ring_active;
+};
+
+/*
+ * stageprof__writer_write with @f (may be NULL): events outside the window,
+ * of a category the rules refuse, or beyond max_events are not written
+ * (counted in @f). Consumption (without WRITE_KEEP) covers every event
+ * read, written or not.
+ */
+int stageprof__writer_write_filtered(struct sink *sink, int flags,
+                                     struct write_filter *f);
+
 /* ------------------------------------------------------------------------ */
 /* Trace files (trace_file.c)                                               */
 /* ------------------------------------------------------------------------ */

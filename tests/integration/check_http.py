@@ -13,6 +13,12 @@ number of iterations done. MODE:
            the process's RSS stays bounded.
   token    STAGEPROF_HTTP_TOKEN: no header, a wrong token, a prefix of it, a
            longer one -> 401; the right one -> 200.
+  capture  GET /capture while the pipeline runs, in metrics mode and in
+           tracing mode: a 500 ms window and a recent capture are valid
+           JSON whose event counts match X-Stageprof-Events and the
+           "capture" member, gzip inflates to the same trace, a second
+           capture during a held one gets 409, and the heartbeat keeps
+           advancing during every capture.
   badenv   addresses that cannot be served ("junk", "99999", "-1",
            "1.2.3.4.5:80", a port another process holds): the program keeps
            running, listens nowhere, the other process keeps its port, and
@@ -20,6 +26,7 @@ number of iterations done. MODE:
 
 Every wait is bounded; the program is killed when a check fails.
 """
+import json
 import os
 import select
 import socket
@@ -573,10 +580,94 @@ def mode_badenv(prog, work):
         holder.close()
 
 
+def capture_once(p, path, extra=()):
+    """One /capture answer, checked: (trace, events)."""
+    beat0 = p.beats()
+    status, headers, body = get(p.port, path, extra, timeout=30.0)
+    ensure(status == 200, "%s answered %d %r" % (path, status, body[:200]))
+    ensure(headers.get("content-type") == "application/json",
+           "%s content type %r" % (path, headers.get("content-type")))
+    if headers.get("content-encoding") == "gzip":
+        import gzip
+        body = gzip.decompress(body)
+    try:
+        trace = json.loads(body)
+    except ValueError as e:
+        raise tc.CheckError("%s: not JSON (%s): %r" % (path, e, body[:200]))
+    events = [e for e in trace["traceEvents"] if e.get("ph") != "M"]
+    n = int(headers.get("x-stageprof-events", "-1"))
+    cap = trace.get("capture", {})
+    ensure(n == len(events) == cap.get("events"),
+           "%s: header says %d events, trace holds %d, capture member %r"
+           % (path, n, len(events), cap.get("events")))
+    ensure("x-stageprof-dropped" in headers, "no X-Stageprof-Dropped")
+    if n == 0:
+        ensure(headers.get("x-stageprof-empty-reason") ==
+               cap.get("empty_reason") and cap.get("empty_reason"),
+               "%s: empty without a reason: %r" % (path, headers))
+    # A window lasts long enough for several beats (every 20 ms).
+    ensure("duration_ms" not in path or p.beats() > beat0,
+           "%s: the heartbeat did not advance during the capture" % path)
+    p.alive(path)
+    return trace, events
+
+
+def mode_capture(prog, work):
+    for name, env in (("metrics", {}), ("tracing", {"STAGEPROF_ENABLE": "1",
+                                                    "STAGEPROF_DIR": work})):
+        p = Pipeline(prog, work, "capture-" + name,
+                     STAGEPROF_HTTP="127.0.0.1:0", **env)
+        try:
+            time.sleep(0.3)
+            trace, events = capture_once(p, "/capture?duration_ms=500")
+            ensure(events, "%s: a 500 ms window of a busy pipeline is "
+                   "empty" % name)
+            w = trace["capture"]["window_ns"]
+            ensure(400e6 <= w["end"] - w["start"] < 5e9,
+                   "%s: window %r" % (name, w))
+            for e in events:
+                if e["ph"] == "X":
+                    ok = e["ts"] * 1e3 <= w["end"] + 1e3 and \
+                        (e["ts"] + e["dur"]) * 1e3 >= w["start"] - 1e3
+                elif e["ph"] in ("B", "E"):
+                    ok = True
+                else:
+                    ok = w["start"] - 1e3 <= e["ts"] * 1e3 <= w["end"] + 1e3
+                ensure(ok, "%s: event outside the window %r: %r"
+                       % (name, w, e))
+            trace, events = capture_once(p, "/capture?mode=recent")
+            if name == "tracing":
+                ensure(events, "recent capture of a tracing pipeline empty")
+            else:
+                ensure(not events and "metrics mode" in
+                       trace["capture"]["empty_reason"],
+                       "recent in metrics mode: %r" % trace["capture"])
+            capture_once(p, "/capture?duration_ms=200&categories=compute",
+                         ("Accept-Encoding: gzip",))
+            # One at a time.
+            held = dial(p.port)
+            held.sendall(b"GET /capture?delay_ms=3000&duration_ms=100 "
+                         b"HTTP/1.1\r\nHost: x\r\nConnection: close"
+                         b"\r\n\r\n")
+            time.sleep(0.5)  # the held request reaches the server first
+            status, _, body = get(p.port, "/capture?mode=recent")
+            ensure(status == 409, "second capture answered %d %r"
+                   % (status, body))
+            data, closed = read_all(held, 20.0)
+            held.close()
+            ensure(closed and parse(data)[0] == 200, "held capture: %r"
+                   % data[:200])
+            p.alive("captures")
+            p.finish()
+        except BaseException:
+            p.kill()
+            raise
+
+
 def body(work):
     prog, mode = sys.argv[1], sys.argv[2]
     {"hostile": mode_hostile, "token": mode_token,
-     "badenv": mode_badenv}[mode](prog, work)
+     "badenv": mode_badenv, "capture": mode_capture}[mode](prog, work)
 
 
 if __name__ == "__main__":

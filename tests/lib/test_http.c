@@ -349,7 +349,7 @@ STAGEPROF_TEST(unknown_path_404)
 {
     int port = start_http("127.0.0.1:0", NULL);
     const char *paths[] = {"/",          "/metric",  "/metrics/",
-                           "/healthz/x", "/METRICS", "/capture"};
+                           "/healthz/x", "/METRICS", "/captures"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         char *r = request(port, "GET", paths[i], NULL);
         ASSERT_EQ(status_of(r), 404);
