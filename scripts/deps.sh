@@ -22,11 +22,13 @@ cd "$(dirname "$0")/.."
 # reader's benchmark sets beside `report`, prometheus, whose promtool
 # checks the alert rules in deploy/ and whose server scrapes the tests'
 # endpoints, libmicrohttpd for the library's /metrics endpoint and the
-# example model server, and wrk, which loads that server.
+# example model server, wrk, which loads that server, libcurl (OpenSSL
+# flavour), the CLI's HTTP client (`stageprof top`, later `capture`), and
+# tmux, the real terminal that top's interactive test runs in.
 packages="build-essential cmake pkg-config zlib1g-dev python3 valgrind git
 ca-certificates clang-format nodejs npm chromium darknet libjpeg-dev
 python3-torch python3-torchvision clang libclang-rt-14-dev jq prometheus
-libmicrohttpd-dev wrk"
+libmicrohttpd-dev wrk libcurl4-openssl-dev tmux"
 
 # have_package NAME - the package is installed, or (for tools that may come
 # from another source, e.g. a nodejs that bundles npm) its program is.

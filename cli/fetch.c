@@ -1,0 +1,167 @@
+/*
+ * fetch.c - one HTTP GET through libcurl's easy interface (see fetch.h).
+ *
+ * A handle per call: the commands fetch at most once a second, so keeping
+ * connections alive is not worth the state. The body goes into a buffer
+ * that doubles up to the size cap; a body beyond it aborts the transfer
+ * (the write callback refuses the data) and is reported as too large.
+ * CURLOPT_NOSIGNAL keeps libcurl's name resolution from using SIGALRM,
+ * which the commands' own signal handling must not see.
+ */
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stageprof/version.h"
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct cli_fetch_result *r = arg;
+    size_t n = size * nmemb;
+    if (n > r->max - r->len) {
+        r->too_big = 1;
+        return 0;
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 16384;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        char *p = realloc(r->body, cap);
+        if (p == NULL)
+            return 0;
+        r->body = p;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+struct progress {
+    const struct cli_fetch_opts *o;
+    struct cli_fetch_result *r;
+};
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    struct progress *p = arg;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (p->o->cancel(p->o->cancel_arg) == 0)
+        return 0;
+    p->r->cancelled = 1;
+    return 1;
+}
+
+/* @r->error = @what [": " @detail], on one line. */
+static void set_error(struct cli_fetch_result *r, const char *what,
+                      const char *detail)
+{
+    snprintf(r->error, sizeof r->error, "%s%s%s", what,
+             detail && *detail ? ": " : "", detail ? detail : "");
+    for (char *p = r->error; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    size_t n = strlen(r->error);
+    while (n > 0 && (r->error[n - 1] == ' ' || r->error[n - 1] == '.'))
+        r->error[--n] = '\0';
+}
+
+int cli_fetch(const char *url, const struct cli_fetch_opts *o,
+              struct cli_fetch_result *r)
+{
+    static const struct cli_fetch_opts defaults = {0};
+    if (o == NULL)
+        o = &defaults;
+    memset(r, 0, sizeof *r);
+    r->max = o->max_bytes ? o->max_bytes : CLI_FETCH_MAX_BYTES_DEFAULT;
+
+    if (o->token != NULL && strpbrk(o->token, "\r\n") != NULL) {
+        set_error(r, "the token holds a line break", NULL);
+        return -1;
+    }
+    CURL *h = curl_easy_init();
+    if (h == NULL) {
+        set_error(r, "cannot start libcurl", NULL);
+        return -1;
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    char *auth = NULL;
+    int rc = -1;
+
+    curl_easy_setopt(h, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS,
+                     (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_USERAGENT,
+                     "stageprof/" STAGEPROF_VERSION_STRING);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
+    struct progress prog = {o, r};
+    if (o->cancel != NULL) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &prog);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
+    if (o->timeout_s > 0) {
+        double ms = o->timeout_s * 1000.0;
+        long lms = ms > 2e9 ? 2000000000L : ms < 1 ? 1L : (long)ms;
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, lms);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, lms);
+    }
+    if (o->token != NULL) {
+        size_t n = strlen(o->token) + sizeof "Authorization: Bearer ";
+        auth = malloc(n);
+        if (auth == NULL) {
+            set_error(r, "out of memory", NULL);
+            goto out;
+        }
+        snprintf(auth, n, "Authorization: Bearer %s", o->token);
+        headers = curl_slist_append(NULL, auth);
+        if (headers == NULL) {
+            set_error(r, "out of memory", NULL);
+            goto out;
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    }
+
+    CURLcode res = curl_easy_perform(h);
+    if (res == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+        rc = 0;
+    } else if (r->cancelled) {
+        set_error(r, "cancelled", NULL);
+    } else if (r->too_big) {
+        char cap[64];
+        snprintf(cap, sizeof cap, "more than %zu bytes", r->max);
+        set_error(r, "answer too large", cap);
+    } else {
+        /* libcurl's own line is the more precise when it wrote one. */
+        set_error(r, errbuf[0] ? errbuf : curl_easy_strerror(res), NULL);
+    }
+out:
+    curl_slist_free_all(headers);
+    free(auth);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+void cli_fetch_result_fini(struct cli_fetch_result *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+}
