@@ -66,6 +66,7 @@ struct cli_command {
 /* Commands                                                                 */
 /* ------------------------------------------------------------------------ */
 
+int cmd_capture(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_record(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_report(struct cli_ctx *ctx, int argc, char **argv);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "stageprof/version.h"
 
@@ -39,6 +40,52 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     r->len += n;
     r->body[r->len] = '\0';
     return n;
+}
+
+/* Header lines of the answer; a new status line (after a 100) restarts. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct cli_fetch_result *r = arg;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        r->hlen = 0;
+    size_t room = sizeof r->headers - 1 - r->hlen;
+    size_t k = n < room ? n : room;
+    memcpy(r->headers + r->hlen, data, k);
+    r->hlen += k;
+    r->headers[r->hlen] = '\0';
+    return n;
+}
+
+int cli_fetch_header(const struct cli_fetch_result *r, const char *name,
+                     char *buf, size_t len)
+{
+    size_t k = strlen(name);
+    if (len > 0)
+        buf[0] = '\0';
+    for (const char *p = r->headers; *p;) {
+        const char *eol = strchr(p, '\n');
+        const char *end = eol ? eol : p + strlen(p);
+        if ((size_t)(end - p) > k && p[k] == ':' &&
+            strncasecmp(p, name, k) == 0) {
+            const char *v = p + k + 1;
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *e = end;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            size_t n = (size_t)(e - v);
+            if (len > 0) {
+                if (n >= len)
+                    n = len - 1;
+                memcpy(buf, v, n);
+                buf[n] = '\0';
+            }
+            return 1;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return 0;
 }
 
 struct progress {
@@ -109,6 +156,8 @@ int cli_fetch(const char *url, const struct cli_fetch_opts *o,
                      "stageprof/" STAGEPROF_VERSION_STRING);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
     struct progress prog = {o, r};
     if (o->cancel != NULL) {

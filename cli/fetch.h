@@ -29,14 +29,17 @@ struct cli_fetch_opts {
 };
 
 struct cli_fetch_result {
-    long status;     /* HTTP status, 0 when no answer came */
-    char *body;      /* decoded body, NUL-terminated; owned, may be NULL */
-    size_t len;      /* bytes in @body, without the NUL */
-    size_t cap;      /* private */
-    size_t max;      /* private */
-    int too_big;     /* private */
-    int cancelled;   /* private */
-    char error[256]; /* one line, set when cli_fetch() returns -1 */
+    long status;        /* HTTP status, 0 when no answer came */
+    char *body;         /* decoded body, NUL-terminated; owned, may be NULL */
+    size_t len;         /* bytes in @body, without the NUL */
+    size_t cap;         /* private */
+    size_t max;         /* private */
+    int too_big;        /* private */
+    int cancelled;      /* private */
+    char error[256];    /* one line, set when cli_fetch() returns -1 */
+    char headers[4096]; /* the last answer's header lines, as received (cut
+                           at this size); read with cli_fetch_header() */
+    size_t hlen;        /* private */
 };
 
 /*
@@ -54,6 +57,14 @@ struct cli_fetch_result {
  */
 int cli_fetch(const char *url, const struct cli_fetch_opts *o,
               struct cli_fetch_result *r);
+
+/*
+ * cli_fetch_header - the value of header @name (any case) of the answer in
+ * @r, blanks around it removed, into @buf (@len bytes, NUL-terminated, cut
+ * to fit). Returns 1 when the answer had it, else 0 with @buf empty.
+ */
+int cli_fetch_header(const struct cli_fetch_result *r, const char *name,
+                     char *buf, size_t len);
 
 /* cli_fetch_result_fini - free what @r holds; safe on a zeroed @r. */
 void cli_fetch_result_fini(struct cli_fetch_result *r);

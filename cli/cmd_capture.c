@@ -1,0 +1,324 @@
+/*
+ * cmd_capture.c - `stageprof capture`: pull a trace from a running process.
+ *
+ *   stageprof capture URL [--duration-ms N] [--delay-ms N] [--max-events N]
+ *                         [--categories LIST] [--recent] [--retries N]
+ *                         [--timeout-s S] [--token T] [-o FILE]
+ *
+ * URL names the process's endpoint (STAGEPROF_HTTP): "http://host:port",
+ * "host:port" or the full ".../capture". The command asks for the next
+ * --duration-ms of recording (1000 by default) or, with --recent, for what
+ * the process keeps now (its last runs); writes the answer to FILE; says
+ * where it went, how many events it holds and, when it holds none, why the
+ * server says it is empty; then prints `stageprof report` of it. An empty
+ * window capture is asked again up to --retries times (3), as one often
+ * catches a quiet second.
+ *
+ * Exit status: 0 a trace with events was written; 1 the server could not
+ * be reached, refused the capture (its reason is printed), or every try
+ * came back empty (the last empty trace is still written); 2 bad usage.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "fetch.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: stageprof capture URL [options]\n"
+          "\n"
+          "Pull a trace from a running process that serves STAGEPROF_HTTP:\n"
+          "the next --duration-ms of recording, or with --recent what it\n"
+          "keeps now (its last runs). URL: http://HOST:PORT, HOST:PORT or\n"
+          "the full .../capture address.\n"
+          "\n"
+          "  --duration-ms N   length of the window, 1 to 60000 (1000)\n"
+          "  --delay-ms N      wait this long before the window, 0 to 60000 "
+          "(0)\n"
+          "  --max-events N    at most this many events in the trace\n"
+          "  --categories LIST record only these (as STAGEPROF_CATEGORIES)\n"
+          "  --recent          the process's last runs, at once\n"
+          "  --retries N       ask again this many times when a window comes\n"
+          "                    back empty, 0 to 100 (3)\n"
+          "  --timeout-s S     give up on an answer after S seconds\n"
+          "                    (default: the window plus 30)\n"
+          "  --token T         bearer token (default: STAGEPROF_HTTP_TOKEN)\n"
+          "  -o, --output FILE where the trace goes\n"
+          "                    (default: capture_<date>_<time>.json)\n"
+          "\n"
+          "Exit status: 0 a trace with events written; 1 the server could "
+          "not be\n"
+          "reached, refused, or every try came back empty; 2 bad usage.\n",
+          f);
+}
+
+/* A whole number in [@lo, @hi] for option @name, or a usage error. */
+static long number(const struct cli_ctx *ctx, const char *name, const char *arg,
+                   long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = isdigit((unsigned char)arg[0]) ? strtol(arg, &end, 10) : -1;
+    if (v < 0 || errno != 0 || *end != '\0' || v < lo || v > hi) {
+        char buf[CLI_PRINTABLE_MAX];
+        cli_usage_error(ctx,
+                        "--%s wants a whole number from %ld to %ld, not "
+                        "'%s'",
+                        name, lo, hi, cli_printable(buf, sizeof buf, arg));
+    }
+    return v;
+}
+
+/* Append @s to @out (size @size) %-encoded for a query value. */
+static void add_encoded(char *out, size_t size, const char *s)
+{
+    size_t n = strlen(out);
+    for (; *s && n + 4 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+            c == ',' || c == '*') {
+            out[n++] = (char)c;
+        } else {
+            snprintf(out + n, size - n, "%%%02X", c);
+            n += 3;
+        }
+    }
+    out[n] = '\0';
+}
+
+/*
+ * The capture address for @url: a scheme is added when missing, and
+ * "/capture" when the path is empty or "/". Returns 0, or -1 for a URL
+ * that is not http(s) or is too long.
+ */
+static int capture_url(const char *url, char *out, size_t size)
+{
+    const char *scheme = strstr(url, "://") ? "" : "http://";
+    if (strstr(url, "://") && strncmp(url, "http://", 7) != 0 &&
+        strncmp(url, "https://", 8) != 0)
+        return -1;
+    const char *host = strstr(url, "://") ? strstr(url, "://") + 3 : url;
+    if (host[0] == '\0' || host[0] == '/')
+        return -1;
+    const char *path = strchr(host, '/');
+    const char *suffix =
+        path == NULL || strcmp(path, "/") == 0 ? "/capture" : "";
+    size_t n = strlen(url);
+    if (path != NULL && strcmp(path, "/") == 0)
+        n--;
+    int w = snprintf(out, size, "%s%.*s%s", scheme, (int)n, url, suffix);
+    if (w < 0 || (size_t)w >= size || strchr(out, '?') != NULL)
+        return -1;
+    return 0;
+}
+
+/* Write @len bytes of @data to @path; 0 or an errno value. */
+static int write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return errno;
+    size_t w = len ? fwrite(data, 1, len, f) : 0;
+    int err = w == len ? 0 : (errno ? errno : EIO);
+    if (fclose(f) != 0 && err == 0)
+        err = errno;
+    return err;
+}
+
+/* The first line of @s, made printable, into @buf. */
+static const char *first_line(char *buf, size_t size, const char *s)
+{
+    char line[512];
+    size_t n = 0;
+    while (s != NULL && s[n] && s[n] != '\n' && s[n] != '\r' &&
+           n + 1 < sizeof line) {
+        line[n] = s[n];
+        n++;
+    }
+    line[n] = '\0';
+    return cli_printable(buf, size, line);
+}
+
+int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char shortopts[] = ":o:" CLI_GLOBAL_SHORTOPTS;
+    enum {
+        OPT_DURATION = 256,
+        OPT_DELAY,
+        OPT_MAX_EVENTS,
+        OPT_CATEGORIES,
+        OPT_RECENT,
+        OPT_RETRIES,
+        OPT_TIMEOUT,
+        OPT_TOKEN
+    };
+    static const struct option longopts[] = {
+        {"duration-ms", required_argument, NULL, OPT_DURATION},
+        {"delay-ms", required_argument, NULL, OPT_DELAY},
+        {"max-events", required_argument, NULL, OPT_MAX_EVENTS},
+        {"categories", required_argument, NULL, OPT_CATEGORIES},
+        {"recent", no_argument, NULL, OPT_RECENT},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"timeout-s", required_argument, NULL, OPT_TIMEOUT},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"output", required_argument, NULL, 'o'},
+        CLI_GLOBAL_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    long duration = 1000, delay = 0, max_events = -1, retries = 3, timeout = -1;
+    int recent = 0, window_opts = 0;
+    const char *categories = NULL, *out = NULL;
+    const char *token = getenv("STAGEPROF_HTTP_TOKEN");
+    int c;
+    cli_getopt_reset();
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            usage(stdout);
+            return CLI_EXIT_OK;
+        case OPT_DURATION:
+            duration = number(ctx, "duration-ms", optarg, 1, 60000);
+            window_opts = 1;
+            break;
+        case OPT_DELAY:
+            delay = number(ctx, "delay-ms", optarg, 0, 60000);
+            window_opts = 1;
+            break;
+        case OPT_MAX_EVENTS:
+            max_events = number(ctx, "max-events", optarg, 1, LONG_MAX);
+            break;
+        case OPT_CATEGORIES:
+            if (optarg[0] == '\0')
+                cli_usage_error(ctx, "--categories wants a list, not ''");
+            categories = optarg;
+            break;
+        case OPT_RECENT:
+            recent = 1;
+            break;
+        case OPT_RETRIES:
+            retries = number(ctx, "retries", optarg, 0, 100);
+            break;
+        case OPT_TIMEOUT:
+            timeout = number(ctx, "timeout-s", optarg, 1, 3600);
+            break;
+        case OPT_TOKEN:
+            token = optarg;
+            break;
+        case 'o':
+            if (optarg[0] == '\0')
+                cli_usage_error(ctx, "-o wants a file, not ''");
+            out = optarg;
+            break;
+        default:
+            cli_global_option(ctx, c, argv, shortopts);
+            break;
+        }
+    }
+    if (optind >= argc)
+        cli_usage_error(ctx, "no URL given");
+    if (optind + 1 < argc) {
+        char buf[CLI_PRINTABLE_MAX];
+        cli_usage_error(ctx, "one URL only; '%s' is extra",
+                        cli_printable(buf, sizeof buf, argv[optind + 1]));
+    }
+    if (recent && window_opts)
+        cli_usage_error(ctx, "--recent takes no --duration-ms or --delay-ms");
+
+    char base[2048], url[4096];
+    if (capture_url(argv[optind], base, sizeof base) != 0) {
+        char buf[CLI_PRINTABLE_MAX];
+        cli_usage_error(ctx, "'%s' is not an http:// address",
+                        cli_printable(buf, sizeof buf, argv[optind]));
+    }
+    if (recent)
+        snprintf(url, sizeof url, "%s?mode=recent", base);
+    else
+        snprintf(url, sizeof url, "%s?duration_ms=%ld&delay_ms=%ld", base,
+                 duration, delay);
+    if (max_events > 0)
+        snprintf(url + strlen(url), sizeof url - strlen(url), "&max_events=%ld",
+                 max_events);
+    if (categories != NULL) {
+        snprintf(url + strlen(url), sizeof url - strlen(url), "&categories=");
+        add_encoded(url, sizeof url, categories);
+    }
+
+    char name[64];
+    if (out == NULL) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(name, sizeof name, "capture_%Y%m%d_%H%M%S.json", &tm);
+        out = name;
+    }
+
+    struct cli_fetch_opts fo = {
+        .timeout_s =
+            timeout > 0
+                ? (double)timeout
+                : (double)(recent ? 0 : duration + delay) / 1000.0 + 30.0,
+        .token = token,
+        .max_bytes = 0,
+    };
+    long tries = recent ? 1 : retries + 1;
+    int status = CLI_EXIT_FAIL;
+    for (long k = 1; k <= tries; k++) {
+        struct cli_fetch_result r;
+        char pbuf[CLI_PRINTABLE_MAX], lbuf[CLI_PRINTABLE_MAX];
+        if (cli_fetch(url, &fo, &r) != 0) {
+            cli_fetch_result_fini(&r);
+            cli_die(ctx, "%s: %s", cli_printable(pbuf, sizeof pbuf, base),
+                    r.error);
+        }
+        if (r.status != 200) {
+            const char *why = first_line(lbuf, sizeof lbuf, r.body);
+            long st = r.status;
+            cli_fetch_result_fini(&r);
+            cli_die(ctx, "%s answered %ld%s%s",
+                    cli_printable(pbuf, sizeof pbuf, base), st,
+                    why[0] ? ": " : "", why);
+        }
+        char events_s[32] = "", dropped_s[32] = "", reason[256] = "";
+        cli_fetch_header(&r, "X-Stageprof-Events", events_s, sizeof events_s);
+        cli_fetch_header(&r, "X-Stageprof-Dropped", dropped_s,
+                         sizeof dropped_s);
+        cli_fetch_header(&r, "X-Stageprof-Empty-Reason", reason, sizeof reason);
+        int err = write_file(out, r.body ? r.body : "", r.len);
+        cli_fetch_result_fini(&r);
+        if (err != 0)
+            cli_die(ctx, "cannot write %s: %s",
+                    cli_printable(pbuf, sizeof pbuf, out), strerror(err));
+        long events = events_s[0] ? strtol(events_s, NULL, 10) : -1;
+        if (events == 0) {
+            const char *why = reason[0] ? reason : "the server gave no reason";
+            if (k < tries) {
+                fprintf(stderr,
+                        "stageprof capture: empty capture (%s); asking again "
+                        "(%ld of %ld)\n",
+                        cli_printable(lbuf, sizeof lbuf, why), k, tries - 1);
+                continue;
+            }
+            fprintf(stderr, "stageprof capture: %s holds no events: %s\n",
+                    cli_printable(pbuf, sizeof pbuf, out),
+                    cli_printable(lbuf, sizeof lbuf, why));
+            return CLI_EXIT_FAIL;
+        }
+        printf("trace: %s (%s events, %s dropped)\n",
+               cli_printable(pbuf, sizeof pbuf, out),
+               events_s[0] ? events_s : "?", dropped_s[0] ? dropped_s : "?");
+        fflush(stdout);
+        status = CLI_EXIT_OK;
+        break;
+    }
+    char *rargv[] = {"report", (char *)out, NULL};
+    struct cli_ctx rctx = *ctx;
+    rctx.cmd = "report";
+    cli_getopt_reset();
+    int rs = cmd_report(&rctx, 2, rargv);
+    return rs != 0 ? rs : status;
+}
