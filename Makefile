@@ -7,10 +7,13 @@
 #   make asan       sanitizer build in build-asan/ and its tests
 #   make tsan       sanitizer build in build-tsan/ and its tests
 #   make bench      build and run every program in bench/ (the C ones;
-#                   not bench-report)
+#                   not bench-report or bench-capture)
 #   make bench-report  the speed and memory of `stageprof report` on a
 #                   generated 1 GiB trace beside Python json and jq:
 #                   minutes, about 7 GB of memory, 1.1 GB kept in /tmp
+#   make bench-capture  requests/s of the example server under wrk with and
+#                   without `stageprof capture` pulling windows back to
+#                   back: 6 pairs of 10 s runs, about 2.5 minutes
 #   make fuzz       fuzz the trace reader for FUZZ_SECONDS (default 600) in
 #                   build-fuzz/, built with clang, ASan and UBSan
 #   make install    install into $(PREFIX) (default /usr/local)
@@ -20,7 +23,8 @@
 # Variables: WERROR=ON turns warnings into errors (CI), JOBS=N parallelism,
 # PREFIX for install, BUILD_TYPE for the main build, FUZZ_SECONDS for
 # make fuzz, BENCH_REPORT_ARGS for make bench-report (e.g.
-# "--size-mb 64 --skip-baselines" for a run of seconds).
+# "--size-mb 64 --skip-baselines" for a run of seconds), BENCH_CAPTURE_ARGS
+# for make bench-capture (e.g. "--pairs 3 --seconds 8").
 
 # The build tool CMake drives is make too: keep its output to the point.
 MAKEFLAGS += --no-print-directory
@@ -60,7 +64,7 @@ C_SOURCES = $(shell git ls-files -co --exclude-standard -- \
 	'examples/*.[ch]' 2>/dev/null)
 
 .PHONY: all deps configure build run test test-build asan tsan bench \
-	bench-report fuzz install format format-check clean
+	bench-report bench-capture fuzz install format format-check clean
 
 all: build
 
@@ -137,6 +141,13 @@ BENCH_REPORT_ARGS ?=
 bench-report: build
 	$(PYTHON) bench/bench_report.py --stageprof $(BUILD)/stageprof \
 		$(BENCH_REPORT_ARGS)
+
+# On demand too: minutes of wrk against examples/detect_server, which needs
+# darknet, libjpeg, libmicrohttpd and wrk (make deps).
+BENCH_CAPTURE_ARGS ?=
+
+bench-capture: build
+	$(PYTHON) bench/bench_capture.py --build $(BUILD) $(BENCH_CAPTURE_ARGS)
 
 # The fuzzer of `stageprof report`'s trace reader (tests/fuzz/): its own
 # tree, configured with clang and ASan+UBSan; the corpus it grows is kept

@@ -130,18 +130,21 @@ static int write_file(const char *path, const char *data, size_t len)
     return err;
 }
 
-/* The first line of @s, made printable, into @buf. */
-static const char *first_line(char *buf, size_t size, const char *s)
+/*
+ * The first line of @s, a reason the server sent, into @buf: control bytes
+ * become '?', and it is cut to fit (never to a fixed short length, as
+ * cli_printable() cuts what the user typed).
+ */
+static const char *server_line(char *buf, size_t size, const char *s)
 {
-    char line[512];
     size_t n = 0;
-    while (s != NULL && s[n] && s[n] != '\n' && s[n] != '\r' &&
-           n + 1 < sizeof line) {
-        line[n] = s[n];
-        n++;
+    for (; s != NULL && s[n] && s[n] != '\n' && s[n] != '\r' && n + 1 < size;
+         n++) {
+        unsigned char c = (unsigned char)s[n];
+        buf[n] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
-    line[n] = '\0';
-    return cli_printable(buf, size, line);
+    buf[n] = '\0';
+    return buf;
 }
 
 int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
@@ -269,14 +272,14 @@ int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
     int status = CLI_EXIT_FAIL;
     for (long k = 1; k <= tries; k++) {
         struct cli_fetch_result r;
-        char pbuf[CLI_PRINTABLE_MAX], lbuf[CLI_PRINTABLE_MAX];
+        char pbuf[CLI_PRINTABLE_MAX], lbuf[512];
         if (cli_fetch(url, &fo, &r) != 0) {
             cli_fetch_result_fini(&r);
             cli_die(ctx, "%s: %s", cli_printable(pbuf, sizeof pbuf, base),
                     r.error);
         }
         if (r.status != 200) {
-            const char *why = first_line(lbuf, sizeof lbuf, r.body);
+            const char *why = server_line(lbuf, sizeof lbuf, r.body);
             long st = r.status;
             cli_fetch_result_fini(&r);
             cli_die(ctx, "%s answered %ld%s%s",
@@ -300,12 +303,12 @@ int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
                 fprintf(stderr,
                         "stageprof capture: empty capture (%s); asking again "
                         "(%ld of %ld)\n",
-                        cli_printable(lbuf, sizeof lbuf, why), k, tries - 1);
+                        server_line(lbuf, sizeof lbuf, why), k, tries - 1);
                 continue;
             }
             fprintf(stderr, "stageprof capture: %s holds no events: %s\n",
                     cli_printable(pbuf, sizeof pbuf, out),
-                    cli_printable(lbuf, sizeof lbuf, why));
+                    server_line(lbuf, sizeof lbuf, why));
             return CLI_EXIT_FAIL;
         }
         printf("trace: %s (%s events, %s dropped)\n",

@@ -31,6 +31,15 @@
               error; every query of deploy/grafana/stageprof.json running,
               with data for each metric family the server exposes;
               `promtool check metrics` silent on a scrape
+  capture     (TOOLS: wrk stageprof) the library's endpoint in metrics
+              mode while wrk drives two workers for 8 s: `stageprof
+              capture --duration-ms 1000` after 2 s exits 0 with a valid,
+              non-empty trace whose events lie in its capture window and
+              hold at least one whole request with its stages; the server
+              is back in metrics mode afterwards (its runs counter still
+              counts, no trace file is written, `capture --recent` exits 1
+              saying metrics mode keeps no runs); wrk saw no error or
+              non-2xx answer over the whole run
 """
 import http.client
 import json
@@ -833,13 +842,170 @@ def prometheus_checks(pr, metrics_url, promtool):
            % (c.returncode, c.stdout, c.stderr))
 
 
+# ---------------------------------------------------------------------------
+# capture
+
+
+def runs_total(url):
+    """ai_pipeline_runs_total{run="request"} of one scrape of @url."""
+    text = promtest.get(url, 5)
+    m = re.search(r'^ai_pipeline_runs_total\{run="request"\} (\d+)$', text,
+                  re.M)
+    ensure(m is not None, "no ai_pipeline_runs_total{run=\"request\"} in "
+           "the scrape:\n%s" % text[:2000])
+    return int(m.group(1))
+
+
+def stageprof_capture(cli, args, expect_rc, timeout=30):
+    try:
+        p = subprocess.run([cli, "capture"] + args, capture_output=True,
+                           text=True, timeout=timeout, env=tc.clean_env())
+    except subprocess.TimeoutExpired:
+        raise tc.CheckError("stageprof capture %s: no exit within %d s"
+                            % (" ".join(args), timeout))
+    ensure(p.returncode == expect_rc, "stageprof capture %s: exit %d, "
+           "wanted %d\nstdout: %s\nstderr: %s"
+           % (" ".join(args), p.returncode, expect_rc, p.stdout[-2000:],
+              p.stderr[-2000:]))
+    return p
+
+
+def check_capture_trace(path, printed):
+    """The trace of a 1 s window in metrics mode: valid, non-empty, every
+    event inside the window, at least one whole request inside it. Returns
+    (events, whole requests)."""
+    t = tc.load(path)
+    tc.check_events(t)
+    cap = t.doc.get("capture")
+    ensure(isinstance(cap, dict) and cap.get("mode") == "window" and
+           cap.get("recording") == "metrics_mode_window" and
+           cap.get("empty_reason") is None, "capture object %r" % cap)
+    events = [e for e in t.events if e.get("ph") != "M"]
+    ensure(events and cap.get("events") == len(events) == printed,
+           "%d events in the file, %r in its capture object, %d printed"
+           % (len(events), cap.get("events"), printed))
+    w = cap.get("window_ns")
+    ensure(isinstance(w, dict) and isinstance(w.get("start"), int) and
+           isinstance(w.get("end"), int), "window_ns %r" % w)
+    lo, hi = w["start"], w["end"]
+    ensure(0.99e9 <= hi - lo <= 1.1e9, "a window of %d ns for 1000 ms"
+           % (hi - lo))
+    for ev in events:
+        ts = to_ns(ev["ts"], "ts of %s" % short(ev))
+        end = ts + (to_ns(ev["dur"], "dur") if ev["ph"] == "X" else 0)
+        # A span is in when it overlaps the window; anything else lies in it.
+        ensure(ts <= hi and end >= lo, "event outside the window [%d, %d] "
+               "ns: %s" % (lo, hi, short(ev)))
+        if ev["ph"] != "X":
+            ensure(ts >= lo, "event before the window [%d, %d] ns: %s"
+                   % (lo, hi, short(ev)))
+        if ev.get("name") in STAGES:
+            ensure(ev["cat"] == STAGES[ev["name"]], "%s not in %s: %s"
+                   % (ev["name"], STAGES[ev["name"]], short(ev)))
+    begins = {e["id"]: e for e in t.by_ph["b"]}
+    ends = {e["id"]: e for e in t.by_ph["e"]}
+    for e in t.by_ph["b"] + t.by_ph["e"]:
+        ensure(e["name"] == "request" and e["cat"] == "run",
+               "a run other than request: %s" % short(e))
+    stages = {}
+    for ev in t.by_ph["X"]:
+        r = ev.get("args", {}).get("run")
+        if r is not None:
+            stages.setdefault(r, []).append(ev["name"])
+    whole = []
+    for rid, b in begins.items():
+        if rid not in ends:
+            continue
+        ensure(to_ns(b["ts"], "ts") <= to_ns(ends[rid]["ts"], "ts"),
+               "run %s ends before it begins" % rid)
+        got = sorted(stages.get(int(rid, 16), []))
+        ensure(got == sorted(STAGES), "request %s, begun and ended in the "
+               "window, holds %r, wanted one of each of %r"
+               % (rid, got, sorted(STAGES)))
+        whole.append(rid)
+    ensure(whole, "no request both begun and ended in the window (%d "
+           "begun, %d ended)" % (len(begins), len(ends)))
+    ensure(t.count("X")["inference"] >= len(whole),
+           "%d inference spans for %d whole requests"
+           % (t.count("X")["inference"], len(whole)))
+    return len(events), len(whole)
+
+
+def check_capture(work, prog):
+    need_darknet()
+    wrk, cli = sys.argv[3:5]
+    started = time.monotonic()
+    mport = promtest.free_port()
+    addr = "127.0.0.1:%d" % mport
+    metrics_url = "http://%s/metrics" % addr
+    # The server's own directory: a metrics-mode server writes no trace.
+    sdir = os.path.join(work, "server")
+    os.mkdir(sdir)
+    srv = Server(prog, ["--port", "0", "--workers", "2", "--input", "128",
+                        "--topk", "1"], sdir, env(STAGEPROF_HTTP=addr))
+    p = None
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                promtest.get(metrics_url, 2)
+                break
+            except Exception as e:
+                ensure(time.monotonic() < deadline and srv.p.poll() is None,
+                       "the library's endpoint (STAGEPROF_HTTP=%s) did not "
+                       "answer within 10 s: %s" % (addr, e))
+                time.sleep(0.2)
+        p = run_wrk(wrk, srv.port, 8)
+        time.sleep(2)
+        out = os.path.join(work, "window.json")
+        c = stageprof_capture(cli, [addr, "--duration-ms", "1000", "-o", out],
+                              0)
+        m = re.search(r"^trace: (.*) \((\d+) events, (\d+) dropped\)$",
+                      c.stdout, re.M)
+        ensure(m is not None and m.group(1) == out, "no 'trace: %s (N "
+               "events, D dropped)' line:\n%s" % (out, c.stdout))
+        nev, nwhole = check_capture_trace(out, int(m.group(2)))
+
+        # Back in metrics mode: the histograms still count, nothing is
+        # kept (recent has nothing to give) and no trace file is written.
+        before = runs_total(metrics_url)
+        r = stageprof_capture(cli, [addr, "--recent", "-o",
+                                    os.path.join(work, "recent.json")], 1)
+        ensure("holds no events" in r.stderr and "metrics mode" in
+               r.stderr and "nothing is kept" in r.stderr,
+               "capture --recent in metrics mode: %r" % r.stderr)
+        time.sleep(1.5)
+        after = runs_total(metrics_url)
+        ensure(after > before, "ai_pipeline_runs_total went from %d to %d "
+               "in 1.5 s under load after the capture" % (before, after))
+        r_wrk, _ = wrk_result(p, 30)
+        rc, sout = srv.stop(timeout=30)
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+        srv.kill()
+    ensure(rc == 0, "exit status %d after SIGTERM:\n%s" % (rc, sout))
+    ensure(re.search(r"by status: 200 x\d+\n", sout) is not None,
+           "the summary reports answers other than 200:\n%s" % sout)
+    left = [f for f in os.listdir(sdir) if not f.startswith("server.")]
+    ensure(left == [], "files in the server's directory after captures in "
+           "metrics mode: %r" % left)
+    took = time.monotonic() - started
+    ensure(took < 60, "the check took %.0f s, over its 60 s bound" % took)
+    print("capture: %d events, %d whole requests in the 1 s window; wrk: %d "
+          "requests, %.2f/s, no errors; checked in %.0f s"
+          % (nev, nwhole, r_wrk["requests"], r_wrk["rps"], took))
+
+
 def body(work):
     prog, mode = os.path.abspath(sys.argv[1]), sys.argv[2]
     for tool in sys.argv[3:]:
         if not shutil.which(tool) and not os.path.exists(tool):
             raise tc.Skip("%s not found (make deps)" % tool)
     {"api": check_api, "usage": check_usage, "load": check_load,
-     "prometheus": check_prometheus}[mode](work, prog)
+     "prometheus": check_prometheus, "capture": check_capture}[mode](
+        work, prog)
 
 
 if __name__ == "__main__":
