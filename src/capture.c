@@ -272,25 +272,13 @@ static int discard_write(void *ud, const void *data, size_t len)
     return 0;
 }
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    (void)opaque;
-    return stageprof__calloc(items, size);
-}
-
-static void z_free(voidpf opaque, voidpf p)
-{
-    (void)opaque;
-    stageprof__free(p);
-}
-
 /* @r->body gzip-compressed in one go; 0 or STAGEPROF_ENOMEM / EIO. */
 static int gzip_body(struct capture_result *r)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
-    z.zalloc = z_alloc;
-    z.zfree = z_free;
+    z.zalloc = stageprof__z_alloc;
+    z.zfree = stageprof__z_free;
     /* windowBits 15 + 16: a gzip header and trailer, as the client asked. */
     int zr = deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
                           Z_DEFAULT_STRATEGY);

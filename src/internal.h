@@ -305,6 +305,10 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
 int stageprof__trace_file_write_fd(int fd, int flags);
 /* Write a trace file into the configured directory (takes wlock). */
 int stageprof__trace_file_write(int flags);
+/* zlib's allocation functions on the library's allocator (z_stream's
+ * zalloc and zfree; the types are zlib's alloc_func and free_func). */
+void *stageprof__z_alloc(void *opaque, unsigned items, unsigned size);
+void stageprof__z_free(void *opaque, void *p);
 /* mkdir -p @dir; 0 or a STAGEPROF_E* code (also used by crash install). */
 int stageprof__make_dirs(const char *dir);
 /* Test hook: file writes fail with @err after @after bytes (-2: the final

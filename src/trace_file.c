@@ -161,13 +161,13 @@ static int file_finish(void *ud)
 }
 
 /* zlib's memory comes from the library's allocator too. */
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+void *stageprof__z_alloc(void *opaque, unsigned items, unsigned size)
 {
     (void)opaque;
     return stageprof__calloc(items, size);
 }
 
-static void z_free(voidpf opaque, voidpf p)
+void stageprof__z_free(void *opaque, void *p)
 {
     (void)opaque;
     stageprof__free(p);
@@ -251,8 +251,8 @@ static int write_fd(int fd, int flags, const char *tmp, const char *path,
     z_stream z;
     if (gzip) {
         memset(&z, 0, sizeof z);
-        z.zalloc = z_alloc;
-        z.zfree = z_free;
+        z.zalloc = stageprof__z_alloc;
+        z.zfree = stageprof__z_free;
         fs.zbuf = stageprof__malloc(ZBUF_SIZE);
         /* windowBits 15 + 16: a gzip header and trailer, not zlib's. */
         int zr = fs.zbuf == NULL ? Z_MEM_ERROR

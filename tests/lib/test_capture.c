@@ -18,6 +18,7 @@
 #include "helpers.h"
 #include "http.h"
 #include "metrics.h"
+#include "net.h"
 #include "tbuf.h"
 
 /* ------------------------------------------------------------------------ */
@@ -27,16 +28,6 @@
 static stageprof_site_t site_work = STAGEPROF_SITE_INIT("work", "compute");
 static stageprof_site_t site_tick = STAGEPROF_SITE_INIT("tick", "compute");
 static stageprof_site_t site_run = STAGEPROF_SITE_INIT("frame", "serve");
-
-static int http_built(void)
-{
-    struct strbuf sb;
-    stageprof__sb_init(&sb, NULL, NULL);
-    stageprof__http_render(&sb);
-    int built = sb.len > 0;
-    stageprof__sb_fini(&sb);
-    return built;
-}
 
 /* Start a live session on @addr (tracing when @enable); the bound port. */
 static int start_live(const char *addr, int enable, long long runs,
@@ -57,22 +48,6 @@ static int start_live(const char *addr, int enable, long long runs,
     int port = stageprof_http_get_port();
     ASSERT_GT(port, 0);
     return port;
-}
-
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct timeval tv = {20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
 }
 
 static void send_get(int fd, const char *target, const char *extra)
@@ -118,7 +93,8 @@ static void read_answer(int fd, struct answer *a)
 static void get(int port, const char *target, const char *extra,
                 struct answer *a)
 {
-    int fd = dial(port);
+    int fd = dial_timeout(port, 20);
+    ASSERT_GE(fd, 0);
     send_get(fd, target, extra);
     read_answer(fd, a);
 }
@@ -275,7 +251,8 @@ STAGEPROF_TEST(second_capture_409_then_client_gone)
 {
     int port = start_live("127.0.0.1:0", 0, 0, NULL);
     /* Held: starts in 20 s, so it is still waiting. */
-    int held = dial(port);
+    int held = dial_timeout(port, 20);
+    ASSERT_GE(held, 0);
     send_get(held, "/capture?delay_ms=20000&duration_ms=1000", NULL);
     struct timespec ts = {0, 100000000};
     nanosleep(&ts, NULL);
@@ -562,7 +539,8 @@ STAGEPROF_TEST(token_and_exposure)
 STAGEPROF_TEST(stop_during_capture)
 {
     int port = start_live("127.0.0.1:0", 0, 0, NULL);
-    int held = dial(port);
+    int held = dial_timeout(port, 20);
+    ASSERT_GE(held, 0);
     send_get(held, "/capture?duration_ms=20000", NULL);
     struct timespec ts = {0, 200000000};
     nanosleep(&ts, NULL);

@@ -18,6 +18,7 @@
 
 #include "helpers.h"
 #include "http.h"
+#include "net.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fixtures                                                                 */
@@ -57,17 +58,6 @@ static void config_for(stageprof_config_t *cfg, const char *addr,
     cfg->log_cb = log_cb;
 }
 
-/* Whether the library has the endpoint: its render says something. */
-static int http_built(void)
-{
-    struct strbuf sb;
-    stageprof__sb_init(&sb, NULL, NULL);
-    stageprof__http_render(&sb);
-    int built = sb.len > 0;
-    stageprof__sb_fini(&sb);
-    return built;
-}
-
 static void require_http(void)
 {
     if (!http_built())
@@ -100,32 +90,10 @@ static void stop_http(void)
     ASSERT_EQ(stageprof_http_get_port(), 0);
 }
 
-/* A socket connected to 127.0.0.1:@port, or -1 with errno set. */
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
 /* Send @req as is and read the answer until the server closes. */
 static char *exchange(int port, const char *req)
 {
-    int fd = dial(port);
+    int fd = dial_timeout(port, 10);
     ASSERT_GE(fd, 0);
     size_t n = strlen(req), off = 0;
     while (off < n) {
@@ -423,7 +391,7 @@ STAGEPROF_TEST(huge_header_refused)
     memcpy(big + 7 + n, "\r\n", 3);
     char *req = malloc(n + 256);
     snprintf(req, n + 256, "GET /metrics HTTP/1.1\r\nHost: x\r\n%s\r\n", big);
-    int fd = dial(port);
+    int fd = dial_timeout(port, 10);
     ASSERT_GE(fd, 0);
     /* The server may answer and close before all of it is sent. */
     (void)send(fd, req, strlen(req), MSG_NOSIGNAL);
@@ -472,12 +440,12 @@ STAGEPROF_TEST(connections_over_cap_closed)
         stageprof__config_fini(&c);
     }
     int port = stageprof_http_get_port();
-    int a = dial(port), b = dial(port);
+    int a = dial_timeout(port, 10), b = dial_timeout(port, 10);
     ASSERT_GE(a, 0);
     ASSERT_GE(b, 0);
     /* The third is accepted by the kernel, then closed at once: EOF (or a
      * reset) before the 10 s receive timeout, without a request. */
-    int c3 = dial(port);
+    int c3 = dial_timeout(port, 10);
     ASSERT_GE(c3, 0);
     char ch;
     ssize_t r = recv(c3, &ch, 1, 0);
@@ -488,7 +456,7 @@ STAGEPROF_TEST(connections_over_cap_closed)
     /* Slots free once the server has seen the closes. */
     char *resp = NULL;
     for (int i = 0; i < 100 && resp == NULL; i++) {
-        int fd = dial(port);
+        int fd = dial_timeout(port, 10);
         ASSERT_GE(fd, 0);
         const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
                           "Connection: close\r\n\r\n";
@@ -569,7 +537,7 @@ STAGEPROF_TEST(start_stop_twice)
         free(r);
         stop_http();
         /* Nothing listens there any more. */
-        ASSERT_EQ(dial(port), -1);
+        ASSERT_EQ(dial_timeout(port, 10), -1);
         ASSERT_EQ(errno, ECONNREFUSED);
         stageprof__http_stop(); /* again: a no-op */
     }
@@ -677,7 +645,7 @@ STAGEPROF_TEST(ipv6_loopback_served)
     ASSERT_EQ(status_of(buf), 200);
     close(fd);
     /* Bound to ::1 only: nothing on the IPv4 loopback. */
-    ASSERT_EQ(dial(port), -1);
+    ASSERT_EQ(dial_timeout(port, 10), -1);
     stop_http();
 }
 
