@@ -47,6 +47,7 @@
 #include <zlib.h>
 
 #include "capture.h"
+#include "ring.h"
 #include "tbuf.h"
 #include "util/json.h"
 #include "util/strbuf.h"
@@ -476,6 +477,7 @@ int stageprof__capture_run(const struct capture_params *p, int gzip,
                 struct sink null_sink = {discard_write, NULL, NULL};
                 pthread_mutex_lock(&stageprof__g.wlock);
                 (void)stageprof__writer_write(&null_sink, 0);
+                stageprof__ring_forget_runs();
                 pthread_mutex_unlock(&stageprof__g.wlock);
             }
             goto gone;
@@ -506,6 +508,9 @@ int stageprof__capture_run(const struct capture_params *p, int gzip,
         struct sink null_sink = {discard_write, NULL, NULL};
         (void)stageprof__writer_write(&null_sink, 0);
     }
+    /* Runs still going at the window's end would stay "in progress". */
+    if (cf.switched)
+        stageprof__ring_forget_runs();
     pthread_mutex_unlock(&stageprof__g.wlock);
     stageprof__config_fini(&cats);
     if (rc != 0) {

@@ -215,6 +215,16 @@ int stageprof__ring_pin(uint64_t size)
     return 0;
 }
 
+void stageprof__ring_forget_runs(void)
+{
+    pthread_mutex_lock(&ring.lock);
+    if (ring.open != NULL)
+        memset(ring.open, 0, ring.open_cap * sizeof *ring.open);
+    ring.open_used = ring.open_live = 0;
+    ring.done_head = ring.done_n = 0;
+    pthread_mutex_unlock(&ring.lock);
+}
+
 uint64_t stageprof__ring_evicted(void)
 {
     pthread_mutex_lock(&ring.lock);

@@ -67,6 +67,12 @@ int stageprof__ring_is_active(void);
 int stageprof__ring_pin(uint64_t size);
 /* Run ends seen without their run in progress (misuse). */
 uint64_t stageprof__ring_unmatched_ends(void);
+/*
+ * Forget every run, completed or in progress (counters stay). After a
+ * metrics-mode capture window has been written and consumed, the runs it
+ * saw begin may end while nothing is recorded: their ends never come.
+ */
+void stageprof__ring_forget_runs(void);
 /* Completed runs pushed out of the ring (the process's total). */
 uint64_t stageprof__ring_evicted(void);
 /* A pinned chunk was freed (consumed by a write). */

@@ -19,6 +19,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "net.h"
+#include "ring.h"
 #include "tbuf.h"
 
 /* ------------------------------------------------------------------------ */
@@ -425,6 +426,41 @@ STAGEPROF_TEST(window_in_metrics_mode)
     stageprof_stop();
 }
 
+static int capture_port;
+
+static void *capture_300ms(void *arg)
+{
+    struct answer *a = arg;
+    get(capture_port, "/capture?duration_ms=300", NULL, a);
+    return NULL;
+}
+
+/* A run begun in a metrics-mode window and ended after it is forgotten. */
+STAGEPROF_TEST(run_across_window_end_not_left_in_progress)
+{
+    capture_port = start_live("127.0.0.1:0", 0, 0, NULL);
+    struct answer a;
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, capture_300ms, &a), 0);
+    struct timespec ts = {0, 1000000};
+    for (int i = 0; i < 5000 && !stageprof_is_tracing(); i++)
+        nanosleep(&ts, NULL);
+    ASSERT_EQ(stageprof_is_tracing(), 1);
+    stageprof_run_begin(&site_run, 42);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_EQ(a.status, 200);
+    free(a.raw);
+    ASSERT_EQ(stageprof_is_tracing(), 0);
+    stageprof_run_end(&site_run, 42); /* metrics mode: the ring sees nothing */
+    struct ring_view v;
+    ASSERT_EQ(stageprof__ring_view_open(&v), 0);
+    uint64_t running = v.running, kept = v.kept;
+    stageprof__ring_view_close(&v);
+    ASSERT_EQ(running, 0);
+    ASSERT_EQ(kept, 0);
+    stageprof_stop();
+}
+
 STAGEPROF_TEST(gzip_round_trip)
 {
     int port = start_live("127.0.0.1:0", 1, 0, NULL);
@@ -562,6 +598,7 @@ STAGEPROF_TEST_LIST(STAGEPROF_CASE(bad_parameters_400),
                     STAGEPROF_CASE(recent_holds_last_runs),
                     STAGEPROF_CASE(window_while_tracing),
                     STAGEPROF_CASE(window_in_metrics_mode),
+                    STAGEPROF_CASE(run_across_window_end_not_left_in_progress),
                     STAGEPROF_CASE(gzip_round_trip),
                     STAGEPROF_CASE(empty_reasons_tracing),
                     STAGEPROF_CASE(empty_reasons_metrics),
