@@ -91,32 +91,6 @@ static void add_encoded(char *out, size_t size, const char *s)
     out[n] = '\0';
 }
 
-/*
- * The capture address for @url: a scheme is added when missing, and
- * "/capture" when the path is empty or "/". Returns 0, or -1 for a URL
- * that is not http(s) or is too long.
- */
-static int capture_url(const char *url, char *out, size_t size)
-{
-    const char *scheme = strstr(url, "://") ? "" : "http://";
-    if (strstr(url, "://") && strncmp(url, "http://", 7) != 0 &&
-        strncmp(url, "https://", 8) != 0)
-        return -1;
-    const char *host = strstr(url, "://") ? strstr(url, "://") + 3 : url;
-    if (host[0] == '\0' || host[0] == '/')
-        return -1;
-    const char *path = strchr(host, '/');
-    const char *suffix =
-        path == NULL || strcmp(path, "/") == 0 ? "/capture" : "";
-    size_t n = strlen(url);
-    if (path != NULL && strcmp(path, "/") == 0)
-        n--;
-    int w = snprintf(out, size, "%s%.*s%s", scheme, (int)n, url, suffix);
-    if (w < 0 || (size_t)w >= size || strchr(out, '?') != NULL)
-        return -1;
-    return 0;
-}
-
 /* Write @len bytes of @data to @path; 0 or an errno value. */
 static int write_file(const char *path, const char *data, size_t len)
 {
@@ -232,12 +206,14 @@ int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
     if (recent && window_opts)
         cli_usage_error(ctx, "--recent takes no --duration-ms or --delay-ms");
 
-    char base[2048], url[4096];
-    if (capture_url(argv[optind], base, sizeof base) != 0) {
-        char buf[CLI_PRINTABLE_MAX];
-        cli_usage_error(ctx, "'%s' is not an http:// address",
+    char url[4096], err[256], buf[CLI_PRINTABLE_MAX];
+    char *base = cli_fetch_url(argv[optind], "/capture", err, sizeof err);
+    if (base == NULL)
+        cli_usage_error(ctx, "bad URL '%s': %s",
+                        cli_printable(buf, sizeof buf, argv[optind]), err);
+    if (strchr(base, '?') != NULL || strlen(base) > 2048)
+        cli_usage_error(ctx, "bad URL '%s': the query is made from the options",
                         cli_printable(buf, sizeof buf, argv[optind]));
-    }
     if (recent)
         snprintf(url, sizeof url, "%s?mode=recent", base);
     else
@@ -291,11 +267,11 @@ int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
         cli_fetch_header(&r, "X-Stageprof-Dropped", dropped_s,
                          sizeof dropped_s);
         cli_fetch_header(&r, "X-Stageprof-Empty-Reason", reason, sizeof reason);
-        int err = write_file(out, r.body ? r.body : "", r.len);
+        int werr = write_file(out, r.body ? r.body : "", r.len);
         cli_fetch_result_fini(&r);
-        if (err != 0)
+        if (werr != 0)
             cli_die(ctx, "cannot write %s: %s",
-                    cli_printable(pbuf, sizeof pbuf, out), strerror(err));
+                    cli_printable(pbuf, sizeof pbuf, out), strerror(werr));
         long events = events_s[0] ? strtol(events_s, NULL, 10) : -1;
         if (events == 0) {
             const char *why = reason[0] ? reason : "the server gave no reason";
@@ -318,6 +294,7 @@ int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
         status = CLI_EXIT_OK;
         break;
     }
+    free(base);
     char *rargv[] = {"report", (char *)out, NULL};
     struct cli_ctx rctx = *ctx;
     rctx.cmd = "report";

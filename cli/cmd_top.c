@@ -171,38 +171,15 @@ static long parse_count(const struct cli_ctx *ctx, const char *opt,
     return v;
 }
 
-/* @arg checked and normalised by libcurl's URL parser; /metrics added. */
+/* @arg as a full URL, /metrics when it names no path. */
 static char *normalise_url(const struct cli_ctx *ctx, const char *arg)
 {
-    char buf[CLI_PRINTABLE_MAX];
-    CURLU *u = curl_url();
-    if (u == NULL)
-        cli_die(ctx, "out of memory");
-    char *scheme = NULL, *path = NULL, *full = NULL;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, arg, 0);
-    if (uc != CURLUE_OK)
+    char buf[CLI_PRINTABLE_MAX], err[256];
+    char *url = cli_fetch_url(arg, "/metrics", err, sizeof err);
+    if (url == NULL)
         cli_usage_error(ctx, "bad URL '%s': %s",
-                        cli_printable(buf, sizeof buf, arg),
-                        curl_url_strerror(uc));
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-        cli_usage_error(ctx, "bad URL '%s': not http:// or https://",
-                        cli_printable(buf, sizeof buf, arg));
-    if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
-        strcmp(path, "/") == 0)
-        curl_url_set(u, CURLUPART_PATH, "/metrics", 0);
-    if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
-        cli_die(ctx, "out of memory");
-    size_t n = strlen(full) + 1;
-    char *out = malloc(n);
-    if (out == NULL)
-        cli_die(ctx, "out of memory");
-    memcpy(out, full, n);
-    curl_free(scheme);
-    curl_free(path);
-    curl_free(full);
-    curl_url_cleanup(u);
-    return out;
+                        cli_printable(buf, sizeof buf, arg), err);
+    return url;
 }
 
 static void parse_options(struct cli_ctx *ctx, int argc, char **argv,

@@ -208,6 +208,46 @@ out:
     return rc;
 }
 
+char *cli_fetch_url(const char *arg, const char *default_path, char *err,
+                    size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *path = NULL, *full = NULL, *out = NULL;
+    if (u == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    /* No scheme: http (libcurl's own default would be https). */
+    char *with = NULL;
+    if (strstr(arg, "://") == NULL &&
+        (with = malloc(strlen(arg) + sizeof "http://")) != NULL) {
+        memcpy(with, "http://", 7);
+        memcpy(with + 7, arg, strlen(arg) + 1);
+    }
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, with ? with : arg, 0);
+    free(with);
+    if (uc != CURLUE_OK) {
+        snprintf(err, errlen, "%s", curl_url_strerror(uc));
+    } else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+               (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(err, errlen, "not http:// or https://");
+    } else {
+        if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
+            strcmp(path, "/") == 0)
+            curl_url_set(u, CURLUPART_PATH, default_path, 0);
+        if (curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK &&
+            (out = malloc(strlen(full) + 1)) != NULL)
+            memcpy(out, full, strlen(full) + 1);
+        else
+            snprintf(err, errlen, "out of memory");
+    }
+    curl_free(scheme);
+    curl_free(path);
+    curl_free(full);
+    curl_url_cleanup(u);
+    return out;
+}
+
 void cli_fetch_result_fini(struct cli_fetch_result *r)
 {
     free(r->body);

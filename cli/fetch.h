@@ -66,6 +66,16 @@ int cli_fetch(const char *url, const struct cli_fetch_opts *o,
 int cli_fetch_header(const struct cli_fetch_result *r, const char *name,
                      char *buf, size_t len);
 
+/*
+ * cli_fetch_url - @arg checked and completed by libcurl's URL parser as an
+ * http:// or https:// address: "HOST:PORT" gets "http://", an empty path
+ * or "/" gets @default_path ("/metrics").
+ * Returns a malloc'd string, or NULL with @err (@errlen bytes, one line)
+ * saying why: not a URL, another scheme, no memory.
+ */
+char *cli_fetch_url(const char *arg, const char *default_path, char *err,
+                    size_t errlen);
+
 /* cli_fetch_result_fini - free what @r holds; safe on a zeroed @r. */
 void cli_fetch_result_fini(struct cli_fetch_result *r);
 
