@@ -388,11 +388,13 @@ BENCH_FN void bench_finish(struct bench_variant *v)
 }
 
 /*
- * Measure @nv variants in interleaved rounds. Two-thread variants need
- * bench_pool_start() first. The calling thread is pinned to the first CPU.
+ * Measure @nv variants in interleaved rounds, one-thread variants timed
+ * with @now (wall or the thread's CPU time). Two-thread variants need
+ * bench_pool_start() first and are timed by the pool (wall time).
  */
-BENCH_FN void bench_rounds(struct bench_variant *v, int nv,
-                           const struct bench_opts *o)
+BENCH_FN void bench_rounds_clock(struct bench_variant *v, int nv,
+                                 const struct bench_opts *o,
+                                 uint64_t (*now)(void))
 {
     for (int i = 0; i < nv; i++) {
         v[i].n = bench_calibrate(&v[i], o->rep_ms);
@@ -407,11 +409,11 @@ BENCH_FN void bench_rounds(struct bench_variant *v, int nv,
             if (x->threads == 2) {
                 bench_pool_run(x->fn, x->n, &ns, &rate);
             } else {
-                uint64_t t0 = bench_now_ns();
+                uint64_t t0 = now();
                 bench_sink += x->fn(x->n);
-                uint64_t dt = bench_now_ns() - t0;
+                uint64_t dt = now() - t0;
                 ns = (double)dt / (double)x->n;
-                rate = (double)x->n * 1e9 / (double)dt;
+                rate = dt ? (double)x->n * 1e9 / (double)dt : 0;
             }
             if (x->after)
                 x->after();
@@ -422,6 +424,13 @@ BENCH_FN void bench_rounds(struct bench_variant *v, int nv,
     }
     for (int i = 0; i < nv; i++)
         bench_finish(&v[i]);
+}
+
+/* bench_rounds_clock with wall time; the calling thread pinned by caller. */
+BENCH_FN void bench_rounds(struct bench_variant *v, int nv,
+                           const struct bench_opts *o)
+{
+    bench_rounds_clock(v, nv, o, bench_now_ns);
 }
 
 BENCH_FN struct bench_variant *bench_find(struct bench_variant *v, int nv,

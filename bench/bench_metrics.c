@@ -53,15 +53,6 @@ static void start(int enable)
         bench_die("stageprof_start failed");
 }
 
-static double best_of(struct bench_variant *v, int nv, const char *key)
-{
-    for (int i = 0; i < nv; i++)
-        if (strcmp(v[i].key, key) == 0)
-            return v[i].best_ns;
-    bench_die("no such variant");
-    return 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Scrape                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -181,8 +172,10 @@ int main(int argc, char **argv)
     metrics_on();
     bench_table("A. tracing on, metrics off and on - 1 thread", a, na, "empty",
                 "rdtsc2");
-    double plain = best_of(a, na, "trace") - best_of(a, na, "empty");
-    double added = best_of(a, na, "trace_metrics") - best_of(a, na, "trace");
+    double plain = bench_find(a, na, "trace")->best_ns -
+                   bench_find(a, na, "empty")->best_ns;
+    double added = bench_find(a, na, "trace_metrics")->best_ns -
+                   bench_find(a, na, "trace")->best_ns;
     printf("  histogram update: %.2f ns added to a span of %.2f ns (loop "
            "removed): ratio %.3f (target <= 0.25: %s)\n",
            added, plain, added / plain, bench_verdict(added / plain <= 0.25));
@@ -202,7 +195,8 @@ int main(int argc, char **argv)
     bench_rounds(b, nb, &o);
     bench_table("B. metrics only (no trace) - 1 thread", b, nb, "empty",
                 "rdtsc2");
-    double m = best_of(b, nb, "metrics") - best_of(b, nb, "empty");
+    double m = bench_find(b, nb, "metrics")->best_ns -
+               bench_find(b, nb, "empty")->best_ns;
     printf("  metrics-only span %.2f ns vs traced span %.2f ns (loop "
            "removed): ratio %.3f\n",
            m, plain, m / plain);

@@ -64,32 +64,6 @@ static BENCH_LOOP uint64_t loop_sample_walk(uint64_t n)
 }
 
 /*
- * bench_rounds with CPU time instead of wall time: interleaved rounds,
- * ns of the thread's CPU per operation.
- */
-static void cpu_rounds(struct bench_variant *v, int nv,
-                       const struct bench_opts *o)
-{
-    for (int i = 0; i < nv; i++) {
-        v[i].n = bench_calibrate(&v[i], o->rep_ms);
-        v[i].nsamples = 0;
-    }
-    for (int r = 0; r < o->reps; r++) {
-        for (int i = 0; i < nv; i++) {
-            struct bench_variant *x = &v[i];
-            uint64_t t0 = bench_cpu_ns();
-            bench_sink += x->fn(x->n);
-            uint64_t dt = bench_cpu_ns() - t0;
-            x->ns[x->nsamples] = (double)dt / (double)x->n;
-            x->rate[x->nsamples] = dt ? (double)x->n * 1e9 / (double)dt : 0;
-            x->nsamples++;
-        }
-    }
-    for (int i = 0; i < nv; i++)
-        bench_finish(&v[i]);
-}
-
-/*
  * Percent of one core at 10 Hz: ten samples a second, one of which walks
  * the threads (the thread walks at most once a second).
  */
@@ -110,7 +84,7 @@ static double run_table(const char *title, const struct bench_opts *o)
          .threads = 1},
     };
     int nv = (int)(sizeof v / sizeof v[0]);
-    cpu_rounds(v, nv, o);
+    bench_rounds_clock(v, nv, o, bench_cpu_ns);
     bench_table(title, v, nv, "empty", "rdtsc2");
     double s = bench_find(v, nv, "sample")->best_ns;
     double w = bench_find(v, nv, "walk")->best_ns;

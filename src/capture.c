@@ -265,14 +265,6 @@ static int sb_sink_write(void *ud, const void *data, size_t len)
     return sb->oom ? STAGEPROF_ENOMEM : 0;
 }
 
-static int discard_write(void *ud, const void *data, size_t len)
-{
-    (void)ud;
-    (void)data;
-    (void)len;
-    return 0;
-}
-
 /* @r->body gzip-compressed in one go; 0 or STAGEPROF_ENOMEM / EIO. */
 static int gzip_body(struct capture_result *r)
 {
@@ -474,9 +466,8 @@ int stageprof__capture_run(const struct capture_params *p, int gzip,
         if (gone) {
             if (cf.switched) {
                 /* Free what the window recorded: nobody will read it. */
-                struct sink null_sink = {discard_write, NULL, NULL};
                 pthread_mutex_lock(&stageprof__g.wlock);
-                (void)stageprof__writer_write(&null_sink, 0);
+                (void)stageprof__writer_discard();
                 stageprof__ring_forget_runs();
                 pthread_mutex_unlock(&stageprof__g.wlock);
             }
@@ -504,10 +495,8 @@ int stageprof__capture_run(const struct capture_params *p, int gzip,
     pthread_mutex_lock(&stageprof__g.wlock);
     int rc = stageprof__writer_write_filtered(&sink,
                                               cf.switched ? 0 : WRITE_KEEP, &f);
-    if (rc != 0 && cf.switched) {
-        struct sink null_sink = {discard_write, NULL, NULL};
-        (void)stageprof__writer_write(&null_sink, 0);
-    }
+    if (rc != 0 && cf.switched)
+        (void)stageprof__writer_discard();
     /* Runs still going at the window's end would stay "in progress". */
     if (cf.switched)
         stageprof__ring_forget_runs();

@@ -21,6 +21,16 @@ static void counter_put(stageprof_site_t *site, uint64_t bits, uint64_t type,
     tbuf_put_pair(tb, site, REC_COUNTER, clock_ticks(), bits, type);
 }
 
+void stageprof__counter_trace(stageprof_site_t *site, double value)
+{
+    struct tbuf *tb = tbuf_for(site);
+    if (unlikely(tb == NULL))
+        return;
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    tbuf_put_pair(tb, site, REC_COUNTER, clock_ticks(), bits, 1);
+}
+
 void stageprof_counter_set_int(stageprof_site_t *site, int64_t value)
 {
     counter_put(site, (uint64_t)value, 0, (double)value);

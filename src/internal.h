@@ -235,6 +235,9 @@ void stageprof__log_conf(const struct conf *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Slow path of every recording call: handles ARMED; 1 when tracing. */
 int stageprof__ensure_tracing(void);
+/* A counter value for the trace only, never a /metrics gauge (counter.c;
+ * the sampler's tracks, which /metrics shows in families of their own). */
+void stageprof__counter_trace(stageprof_site_t *site, double value);
 /* Decide whether @site's category is recorded; returns the new filter. */
 unsigned stageprof__site_resolve(stageprof_site_t *site);
 
@@ -265,6 +268,9 @@ enum {
  * one trace to @sink. Caller holds stageprof__g.wlock (or is alone).
  */
 int stageprof__writer_write(struct sink *sink, int flags);
+/* Consume everything unwritten without writing it anywhere (wlock held):
+ * the buffers are released. */
+int stageprof__writer_discard(void);
 
 /*
  * What a filtered write (a /capture answer) keeps, and what it found.

@@ -229,12 +229,7 @@ static uint32_t site_slot_slow(stageprof_site_t *site, int kind)
 {
     pthread_mutex_lock(&M.lock);
     uint32_t slot = UINT32_MAX;
-    if (M.open && kind == KIND_COUNTER && site->category != NULL &&
-        strcmp(site->category, "resource") == 0) {
-        /* The sampler's tracks: /metrics has its own families for them. */
-        slot = M.maxslots;
-        STORE_RELAXED(&site->metric, slot + 1);
-    } else if (M.open) {
+    if (M.open) {
         slot = lookup(kind, site->name, site->category);
         /* The registry is never reset, so a cached slot stays right. */
         STORE_RELAXED(&site->metric, slot + 1);

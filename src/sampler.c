@@ -1153,13 +1153,13 @@ static void sample_locked(int slow, struct sample *out, struct rates *r)
  * counter keeps its value until its next event anyway.
  */
 /*
- * A counter track of the sampler: category "resource", so /metrics, which
- * has the sampler's own families, does not show it again as a gauge.
+ * A counter track of the sampler, category "resource", in the trace only:
+ * /metrics has the sampler's own families for these figures.
  */
 #define RESOURCE_COUNTER(name, value)                                          \
     do {                                                                       \
         static stageprof_site_t site_ = STAGEPROF_SITE_INIT(name, "resource"); \
-        stageprof_counter_set_double(&site_, (double)(value));                 \
+        stageprof__counter_trace(&site_, (double)(value));                     \
     } while (0)
 
 static void record_counters(const struct sample *s, const struct rates *r)
