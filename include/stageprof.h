@@ -214,6 +214,14 @@ typedef struct stageprof_config {
                                       list of upper bounds in seconds */
     long long max_stages;          /* STAGEPROF_MAX_STAGES: distinct stage label
                                       sets in /metrics; default 256 */
+    long long keep_slower_than_ms; /* STAGEPROF_KEEP_SLOWER_THAN_MS: runs at
+                                      least this slow are kept whole beyond
+                                      the ring; 0 off (default) */
+    long long keep_slowest;  /* STAGEPROF_KEEP_SLOWEST: the K slowest runs of
+                                each window are kept too; 0 off (default) */
+    long long keep_window_s; /* STAGEPROF_KEEP_WINDOW_S: that window; 60 */
+    long long keep_bytes;    /* STAGEPROF_KEEP_BYTES: the kept runs' share of
+                                buffer_bytes; default a quarter */
 } stageprof_config_t;
 
 /*

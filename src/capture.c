@@ -258,13 +258,6 @@ static int wait_ms(long long ms, const int *cancel, int fd)
 /* Writing                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static int sb_sink_write(void *ud, const void *data, size_t len)
-{
-    struct strbuf *sb = ud;
-    stageprof__sb_add(sb, data, len);
-    return sb->oom ? STAGEPROF_ENOMEM : 0;
-}
-
 /* @r->body gzip-compressed in one go; 0 or STAGEPROF_ENOMEM / EIO. */
 static int gzip_body(struct capture_result *r)
 {
@@ -488,9 +481,9 @@ int stageprof__capture_run(const struct capture_params *p, int gzip,
     f.cats = p->categories[0] != '\0' ? &cats : NULL;
     f.max_events = (uint64_t)p->max_events;
     f.reserve = CAPTURE_RESERVE;
-    struct strbuf sb;
-    stageprof__sb_init(&sb, stageprof__malloc, stageprof__free);
-    struct sink sink = {sb_sink_write, NULL, &sb};
+    struct sb_sink out = {.max = 0};
+    stageprof__sb_init(&out.sb, stageprof__malloc, stageprof__free);
+    struct sink sink = {stageprof__sb_sink_write, NULL, &out};
     /* A metrics-mode window consumes what it recorded; else keep all. */
     pthread_mutex_lock(&stageprof__g.wlock);
     int rc = stageprof__writer_write_filtered(&sink,
@@ -503,15 +496,15 @@ int stageprof__capture_run(const struct capture_params *p, int gzip,
     pthread_mutex_unlock(&stageprof__g.wlock);
     stageprof__config_fini(&cats);
     if (rc != 0) {
-        stageprof__sb_fini(&sb);
+        stageprof__sb_fini(&out.sb);
         return fail(r, 503,
                     rc == STAGEPROF_ENOMEM ? "out of memory while writing the "
                                              "trace"
                                            : "cannot write the trace");
     }
 
-    r->body = (unsigned char *)sb.buf;
-    r->len = sb.len;
+    r->body = (unsigned char *)out.sb.buf;
+    r->len = out.sb.len;
     r->events = f.events;
     r->left_out = f.over_max;
     r->dropped = p->recent ? f.dropped_new : drops_now() - drops0;

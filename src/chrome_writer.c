@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "ring.h"
+#include "tail.h"
 #include "tbuf.h"
 #include "util/json.h"
 #include "util/strbuf.h"
@@ -245,7 +246,17 @@ struct writer {
     size_t pt_len; /* 0: not formatted yet */
     int pt_tid;
     struct write_filter *filt; /* a /capture write, or NULL */
+    int frag;                  /* a kept run's fragment (filt->only_run) */
+    int tail;                  /* kept runs' fragments are appended */
 };
+
+/* Whether the events of @run are written. */
+static int keeps(struct writer *w, uint64_t run)
+{
+    if (w->frag)
+        return run == w->filt->only_run;
+    return stageprof__ring_view_keeps(&w->view, run);
+}
 
 static int fixed_ids_flag;
 
@@ -691,10 +702,9 @@ static void replay(struct writer *w, struct snap *s, int tid,
                 *run = r[1].a;
             else if (*run == r[1].a)
                 *run = 0;
-            if (phase != RUN_SET &&
-                stageprof__ring_view_keeps(&w->view, r[1].a))
+            if (phase != RUN_SET && keeps(w, r[1].a))
                 emit_pair(w, tid, r, *run);
-            w->keep = stageprof__ring_view_keeps(&w->view, *run);
+            w->keep = keeps(w, *run);
             break;
         }
         case REC_COUNTER:
@@ -732,6 +742,38 @@ static void emit_meta(struct writer *w, const char *what, int tid,
     }
     p = PUTS(p, "}}");
     ev_commit(w, p);
+}
+
+static void thread_meta(struct writer *w, const struct snap *s, int tid)
+{
+    if (s->name[0])
+        emit_meta(w, "thread_name", tid, "name", s->name, 0);
+    if (s->has_sort)
+        emit_meta(w, "thread_sort_index", tid, "sort_index", NULL,
+                  s->sort_index);
+}
+
+/*
+ * The kept runs the ring no longer holds, after every thread's events;
+ * max_events counts their events too.
+ */
+static void append_tail(struct writer *w)
+{
+    size_t n;
+    const struct tail_frag *f = stageprof__tail_frags(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (stageprof__ring_view_keeps(&w->view, f[i].id))
+            continue;
+        if (w->filt != NULL && w->filt->max_events != 0 &&
+            w->filt->events + f[i].events > w->filt->max_events) {
+            w->filt->over_max += f[i].events;
+            continue;
+        }
+        if (w->filt != NULL)
+            w->filt->events += f[i].events;
+        out_add(&w->out, f[i].text, f[i].len);
+        w->out.events += f[i].lines;
+    }
 }
 
 static void header(struct writer *w, int final)
@@ -791,10 +833,14 @@ static void header(struct writer *w, int final)
                        "\"gzip\":%d,\"max_files\":%lld,\"max_dir_bytes\":%lld,"
                        "\"snapshot_signal\":%d,\"crash_dump\":%d,"
                        "\"follow_fork\":%d,\"sample_hz\":%lld,"
-                       "\"max_stages\":%lld,\"http\":",
+                       "\"max_stages\":%lld,\"keep_slower_than_ms\":%lld,"
+                       "\"keep_slowest\":%lld,\"keep_window_s\":%lld,"
+                       "\"keep_bytes\":%lld,\"http\":",
                        c->buffer_runs, c->sample_runs, c->gzip, c->max_files,
                        c->max_dir_bytes, c->snapshot_signal, c->crash_dump,
-                       c->follow_fork, c->sample_hz, c->max_stages);
+                       c->follow_fork, c->sample_hz, c->max_stages,
+                       c->keep_slower_than_ms, c->keep_slowest,
+                       c->keep_window_s, c->keep_bytes);
     /* The address only: the token is never written anywhere. */
     if (c->http != NULL)
         stageprof__json_str(&sb, c->http, strlen(c->http));
@@ -819,6 +865,8 @@ static void header(struct writer *w, int final)
         (unsigned long long)v->evicted, (unsigned long long)v->sample_rate,
         (unsigned long long)v->sampled_out, (unsigned long long)v->pinned_bytes,
         (unsigned long long)v->pinned_dropped);
+    if (c->enable && c->keep_bytes > 0)
+        stageprof__tail_json(&sb, &w->view, stageprof__g.base_mono_ns, w->tail);
     stageprof__sb_addf(&sb,
                        "},\n\"time_base\":{\"unix_ns\":%llu,"
                        "\"monotonic_ns\":%llu},\n\"traceEvents\":[\n",
@@ -918,6 +966,8 @@ static void snapshot_thread(struct tbuf *tb, struct snap *s)
 struct frozen {
     struct chunk *c;
     size_t from, to;
+    uint64_t last_ticks;  /* when sealed; UINT64_MAX: current */
+    uint64_t first_ticks; /* the previous one's seal (0: unknown) */
 };
 
 static int freeze(struct tbuf *tb, struct frozen **outp, size_t *np)
@@ -943,6 +993,8 @@ static int freeze(struct tbuf *tb, struct frozen **outp, size_t *np)
         v[n].c = c;
         v[n].from = c->read;
         v[n].to = LOAD_ACQUIRE(&c->used);
+        v[n].last_ticks = c->last_ticks;
+        v[n].first_ticks = n > 0 ? v[n - 1].last_ticks : 0;
         n++;
     }
     pthread_mutex_unlock(&tb->lock);
@@ -964,6 +1016,15 @@ static int discard_write(void *ud, const void *data, size_t len)
     return 0;
 }
 
+int stageprof__sb_sink_write(void *ud, const void *data, size_t len)
+{
+    struct sb_sink *s = ud;
+    if (s->max > 0 && len > s->max - s->sb.len)
+        return STAGEPROF_ENOMEM;
+    stageprof__sb_add(&s->sb, data, len);
+    return s->sb.oom ? STAGEPROF_ENOMEM : 0;
+}
+
 int stageprof__writer_discard(void)
 {
     struct sink s = {discard_write, NULL, NULL};
@@ -974,12 +1035,20 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
                                      struct write_filter *filt)
 {
     int final = (flags & WRITE_FINAL) != 0;
+    /* Kept runs still queued are written before a write consumes them. */
+    if (!(flags & WRITE_KEEP))
+        stageprof__tail_drain();
     struct writer *w = stageprof__calloc(1, sizeof *w);
     if (w == NULL)
         return STAGEPROF_ENOMEM;
     w->filt = filt;
+    w->frag = filt != NULL && filt->only_run != 0;
+    /* Whole traces end with the kept runs (not a window, nor a category
+     * selection: fragments are text, their categories are not known). */
+    w->tail = filt == NULL || (!w->frag && filt->to_ns == 0 &&
+                               filt->from_ns == 0 && filt->cats == NULL);
     w->out.sink = sink;
-    w->out.first = 1;
+    w->out.first = !w->frag; /* a fragment follows other events */
     w->out.buf = stageprof__malloc(OUT_CAP);
     stageprof__sb_init(&w->frags.text, stageprof__malloc, stageprof__free);
     if (w->out.buf == NULL) {
@@ -997,12 +1066,15 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
      * it. Only the writer (wlock held) removes threads, so the copied
      * pointers stay valid.
      */
-    /* From here until the view is closed no chunk is evicted. */
-    if (stageprof__ring_view_open(&w->view) != 0)
+    /* From here until the view is closed no chunk is evicted (a fragment:
+     * none its run's time overlaps). */
+    if (stageprof__ring_view_open_from(&w->view,
+                                       w->frag ? filt->only_from : 0) != 0)
         w->oom = 1;
     pthread_mutex_lock(&stageprof__g.lock);
     w->base = stageprof__g.base_mono_ns;
-    header(w, final);
+    if (!w->frag)
+        header(w, final);
     char pname[256];
     if (stageprof__g.proc_name[0])
         snprintf(pname, sizeof pname, "%s", stageprof__g.proc_name);
@@ -1020,7 +1092,8 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
             list[i++] = tb;
     }
     pthread_mutex_unlock(&stageprof__g.lock);
-    emit_meta(w, "process_name", 0, "name", pname, 0);
+    if (!w->frag)
+        emit_meta(w, "process_name", 0, "name", pname, 0);
 
     struct snap *snaps = stageprof__calloc(nthreads + 1, sizeof *snaps);
     struct frozen **fz = stageprof__calloc(nthreads + 1, sizeof *fz);
@@ -1034,11 +1107,8 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
         struct snap *s = &snaps[ti];
         snapshot_thread(tb, s);
         int tid = w->fixed_ids ? (int)s->seq : s->tid;
-        if (s->name[0])
-            emit_meta(w, "thread_name", tid, "name", s->name, 0);
-        if (s->has_sort)
-            emit_meta(w, "thread_sort_index", tid, "sort_index", NULL,
-                      s->sort_index);
+        if (!w->frag)
+            thread_meta(w, s, tid);
         if (freeze(tb, &fz[ti], &nfz[ti]) != 0) {
             w->oom = 1;
             break;
@@ -1055,18 +1125,29 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
             e->skip = tb->wr_open_skip[i];
         }
         uint64_t run = tb->wr_run;
+        uint64_t events0 = w->out.events;
         for (size_t k = 0; k < nfz[ti]; k++) {
             struct frozen *f = &fz[ti][k];
+            /* A fragment reads only chunks its run's time overlaps. Those
+             * sealed before may be freed meanwhile: not even looked at. */
+            if (w->frag && f->last_ticks < filt->only_from)
+                continue;
+            if (w->frag && f->first_ticks > filt->only_to)
+                break;
             if (f->from == 0) {
                 run = f->c->run_at_start;
                 align_stack(w, f->c->depth_at_start);
             }
-            w->keep = stageprof__ring_view_keeps(&w->view, run);
+            w->keep = keeps(w, run);
             replay(w, s, tid, f->c->data + f->from, f->c->data + f->to, &run);
         }
         flush_instant(w, tid);
+        /* A fragment names only the threads the run ran on (after their
+         * events: a thread gone since is named nowhere else). */
+        if (w->frag && w->out.events > events0)
+            thread_meta(w, s, tid);
         /* Spans still open: written as "B", ended by "E" in a later file. */
-        for (int i = 0; i < w->depth; i++) {
+        for (int i = 0; i < w->depth && !w->frag; i++) {
             struct pend *e = &w->stack[i];
             if (!e->carried && !e->skip) {
                 emit_span(w, tid, e, "{\"ph\":\"B\",", 0);
@@ -1103,14 +1184,21 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
         filt->runs_running = w->view.running;
         filt->ring_active = w->view.active;
     }
-    trailer(w, &t, misuse_run_end + run_end_bad, dropped_reported, nopen);
+    if (w->tail && !w->oom)
+        append_tail(w);
+    if (filt != NULL)
+        filt->lines = w->out.events;
+    if (!w->frag)
+        trailer(w, &t, misuse_run_end + run_end_bad, dropped_reported, nopen);
     out_flush(&w->out);
     int rc = w->out.err ? w->out.err : (w->oom ? STAGEPROF_ENOMEM : 0);
     if (rc == 0 && sink->finish != NULL)
         rc = sink->finish(sink->ud);
 
     pthread_mutex_lock(&stageprof__g.lock);
-    if (rc == 0 && (flags & WRITE_KEEP)) {
+    if (rc == 0 && w->frag) {
+        ; /* part of later traces, which count it */
+    } else if (rc == 0 && (flags & WRITE_KEEP)) {
         /* A snapshot: the events stay for later traces. */
         stageprof__g.events_written += w->out.events;
         stageprof__g.traces_written++;
@@ -1137,6 +1225,7 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
         stageprof__g.dropped_reported = t.dropped;
         stageprof__g.events_written += w->out.events;
         stageprof__g.traces_written++;
+        stageprof__tail_forget(); /* the kept runs are in this trace */
     } else {
         stageprof__g.write_errors++;
     }

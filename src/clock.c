@@ -402,6 +402,12 @@ double stageprof__clock_tsc_hz(void)
                                                                     : 0.0;
 }
 
+uint64_t stageprof__clock_ns_per_tick(void)
+{
+    double hz = stageprof__clock_tsc_hz();
+    return hz > 0 ? (uint64_t)(1e9 / hz * 4294967296.0) : 1ull << 32;
+}
+
 int stageprof__clock_anchor_count(void)
 {
     pthread_mutex_lock(&clk.lock);

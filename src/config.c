@@ -540,6 +540,42 @@ static int resolve_dir(const stageprof_config_t *api, struct conf *out)
     return dup_into(&out->dir, STAGEPROF_DEFAULT_DIR);
 }
 
+/*
+ * Tail keeping: the thresholds, the window and the share of the budget
+ * (after the budget and the ring). Off unless a threshold or K is set.
+ */
+static void resolve_tail(const stageprof_config_t *a, struct conf *out)
+{
+    out->keep_slower_than_ms =
+        resolve_num(out, a ? a->keep_slower_than_ms : STAGEPROF_UNSET,
+                    "STAGEPROF_KEEP_SLOWER_THAN_MS", NULL, 0, 0, 86400000, 0,
+                    "milliseconds from 0 (off) to 86400000");
+    out->keep_slowest = resolve_num(out, a ? a->keep_slowest : STAGEPROF_UNSET,
+                                    "STAGEPROF_KEEP_SLOWEST", NULL, 0, 0,
+                                    STAGEPROF_MAX_KEEP_SLOWEST, 0,
+                                    "a count from 0 (off) to 64");
+    out->keep_window_s = resolve_num(
+        out, a ? a->keep_window_s : STAGEPROF_UNSET, "STAGEPROF_KEEP_WINDOW_S",
+        NULL, 0, 1, 86400, 60, "seconds from 1 to 86400");
+    long long half = out->buffer_bytes / 2;
+    out->keep_bytes = resolve_num(
+        out, a ? a->keep_bytes : STAGEPROF_UNSET, "STAGEPROF_KEEP_BYTES", NULL,
+        1, 4096, half, out->buffer_bytes / 4,
+        "a size from 4K to half of STAGEPROF_BUFFER_BYTES");
+    int on = out->keep_slower_than_ms > 0 || out->keep_slowest > 0;
+    if (on && out->buffer_runs == 0) {
+        warn(out, "%s%s",
+             "STAGEPROF_KEEP_SLOWER_THAN_MS and "
+             "STAGEPROF_KEEP_SLOWEST need the run ring",
+             " (STAGEPROF_BUFFER_RUNS=0 keeps every run already): ignored");
+        on = 0;
+    }
+    if (!on) {
+        out->keep_slower_than_ms = out->keep_slowest = 0;
+        out->keep_bytes = 0;
+    }
+}
+
 /* Default bounds: 100 us to 10 s, about three per decade. */
 static const double default_buckets[] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -606,6 +642,7 @@ int stageprof__config_resolve(const stageprof_config_t *api, struct conf *out)
     resolve_buffer(api, out);
     resolve_clock(api, out);
     resolve_always_on(api, out);
+    resolve_tail(api, out);
     if (resolve_categories(api, out) != 0 || resolve_dir(api, out) != 0 ||
         resolve_live(api, out) != 0)
         goto oom;

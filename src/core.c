@@ -33,6 +33,7 @@
 #include "metrics.h"
 #include "ring.h"
 #include "sampler.h"
+#include "tail.h"
 #include "tbuf.h"
 
 int stageprof_hot_state;
@@ -268,6 +269,10 @@ void stageprof_config_init(stageprof_config_t *cfg)
     cfg->http_idle_timeout_s = STAGEPROF_UNSET;
     cfg->sample_hz = STAGEPROF_UNSET;
     cfg->max_stages = STAGEPROF_UNSET;
+    cfg->keep_slower_than_ms = STAGEPROF_UNSET;
+    cfg->keep_slowest = STAGEPROF_UNSET;
+    cfg->keep_window_s = STAGEPROF_UNSET;
+    cfg->keep_bytes = STAGEPROF_UNSET;
 }
 
 static void at_exit(void)
@@ -361,7 +366,9 @@ static int start_locked(const stageprof_config_t *user)
     /* After the clock, g.conf and the time base: the dump uses all three. */
     stageprof__crash_install();
     STORE_RELAXED(&stageprof__g.chunk_bytes, chunk_size(conf.buffer_bytes));
-    STORE_RELAXED(&stageprof__g.budget, (uint64_t)conf.buffer_bytes);
+    /* Kept slow runs have their own share, out of the buffers' budget. */
+    STORE_RELAXED(&stageprof__g.budget,
+                  (uint64_t)(conf.buffer_bytes - conf.keep_bytes));
     unsigned gen = (LOAD_RELAXED(&stageprof__g.filter_token) >> 1) + 1;
     STORE_RELAXED(&stageprof__g.filter_token, (gen << 1) | 1u);
     if (!stageprof__g.atexit_registered && atexit(at_exit) == 0)
@@ -388,6 +395,7 @@ static int start_locked(const stageprof_config_t *user)
     }
     if (conf.enable || live)
         (void)stageprof__sampler_start(&conf); /* a failure is logged */
+    (void)stageprof__tail_open(&conf);         /* a failure is logged */
     if (conf.enable)
         stageprof__log(STAGEPROF_LOG_INFO,
                        "tracing on: clock %s, buffer %lld bytes, traces in %s",
@@ -439,8 +447,12 @@ int stageprof_stop(void)
     }
     if (own)
         stageprof__sampler_stop();
+    stageprof__tail_close(); /* writes the runs it still holds */
 
     int rc = traced ? stageprof__trace_file_write(1) : 0;
+    pthread_mutex_lock(&stageprof__g.wlock);
+    stageprof__tail_forget();
+    pthread_mutex_unlock(&stageprof__g.wlock);
     if (traced)
         stageprof__snapshot_stop();
     stageprof__clock_close();

@@ -21,12 +21,14 @@
 #include "http.h"
 #include "metrics.h"
 #include "ring.h"
+#include "tail.h"
 #include "tbuf.h"
 
 static void prepare(void)
 {
     pthread_mutex_lock(&stageprof__g.lock);
     stageprof__ring_fork(0);
+    stageprof__tail_fork(0);
     stageprof__tbuf_fork(0);
     stageprof__clock_fork(0);
     stageprof__snapshot_fork(0);
@@ -43,6 +45,7 @@ static void parent(void)
     stageprof__snapshot_fork(1);
     stageprof__clock_fork(1);
     stageprof__tbuf_fork(1);
+    stageprof__tail_fork(1);
     stageprof__ring_fork(1);
     pthread_mutex_unlock(&stageprof__g.lock);
 }
@@ -71,6 +74,7 @@ static void child(void)
     stageprof__g.open_runs = NULL;
     stageprof__g.nopen_runs = 0;
     stageprof__ring_fork(2);
+    stageprof__tail_fork(2);
     stageprof__snapshot_fork(2);
     /* The endpoint and the sampler stay the parent's; so do the metrics. */
     stageprof__g.live = 0;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "stageprof.h"
+#include "util/strbuf.h"
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -59,6 +60,8 @@ char *stageprof__strdup(const char *s);
 #define STAGEPROF_MIN_BUFFER_BYTES (16ll << 10)
 #define STAGEPROF_MAX_CATEGORY_RULES 64
 #define STAGEPROF_MAX_BUCKETS 64
+/* STAGEPROF_KEEP_SLOWEST at most. */
+#define STAGEPROF_MAX_KEEP_SLOWEST 64
 
 /* One rule of STAGEPROF_CATEGORIES: a name, "*", or an exclusion. */
 struct cat_rule {
@@ -96,6 +99,10 @@ struct conf {
     double buckets[STAGEPROF_MAX_BUCKETS]; /* upper bounds, s, increasing */
     int nbuckets;
     long long max_stages;
+    long long keep_slower_than_ms; /* 0: no threshold */
+    long long keep_slowest;        /* 0: none */
+    long long keep_window_s;
+    long long keep_bytes; /* the kept runs' share (0 when keeping is off) */
     /* where each setting came from: "default", "env" or "api" */
     const char *src_enable, *src_dir, *src_buffer_bytes, *src_categories,
         *src_clock;
@@ -169,6 +176,8 @@ uint64_t stageprof__clock_mono_ns(void);
 uint64_t stageprof__clock_real_ns(void);
 const char *stageprof__clock_name(void);
 double stageprof__clock_tsc_hz(void);
+/* ns per tick << 32 at the calibrated rate (durations, thresholds). */
+uint64_t stageprof__clock_ns_per_tick(void);
 int stageprof__clock_anchor_count(void);
 /* Test hook: time from @fn (ns) instead of the hardware. NULL restores. */
 void stageprof__clock_set_fake(uint64_t (*fn)(void));
@@ -257,6 +266,14 @@ struct sink {
     void *ud;
 };
 
+/* Appends to @sb (the sink's ud is the struct); more than @max bytes in
+ * all (max > 0) fails with STAGEPROF_ENOMEM. */
+struct sb_sink {
+    struct strbuf sb;
+    size_t max;
+};
+int stageprof__sb_sink_write(void *ud, const void *data, size_t len);
+
 /* Flags of a write. */
 enum {
     WRITE_FINAL = 1, /* written when profiling stops (the trace says so) */
@@ -283,8 +300,13 @@ struct write_filter {
     uint64_t max_events;     /* events written at most; 0: no limit */
     size_t reserve;          /* blanks written after the opening brace, for the
                                 caller to overwrite with its own member */
+    uint64_t only_run;       /* a kept run's fragment (tail.h): its events only,
+                                no header, trailer or process metadata */
+    uint64_t only_from; /* its begin and end, ticks: chunks sealed before */
+    uint64_t only_to;   /* the begin or started after the end are skipped */
     /* out */
     uint64_t events;        /* events written */
+    uint64_t lines;         /* lines written, metadata included */
     uint64_t out_of_window; /* left out: outside the window */
     uint64_t cat_removed;   /* left out: category filter */
     uint64_t over_max;      /* left out: beyond max_events */

@@ -505,17 +505,6 @@ void stageprof__metrics_counter(stageprof_site_t *site, double value)
 /* Open and close                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* ns per tick << 32 for the clock recordings use now. */
-static uint64_t ns_per_tick(void)
-{
-    if (LOAD_RELAXED(&stageprof__g.clock_mode) == CLOCK_MODE_TSC) {
-        double hz = stageprof__clock_tsc_hz();
-        if (hz > 0)
-            return (uint64_t)(1e9 / hz * 4294967296.0);
-    }
-    return 1ull << 32;
-}
-
 static int same_shape(const struct conf *c)
 {
     return c->nbuckets == M.nb && c->max_stages == M.cap &&
@@ -590,7 +579,7 @@ int stageprof__metrics_open(const struct conf *c)
                        "apply from the next process");
     if (rc == 0) {
         /* This session's clock: bounds in its ticks, ticks to ns. */
-        uint64_t mult = ns_per_tick();
+        uint64_t mult = stageprof__clock_ns_per_tick();
         STORE_RELAXED(&M.mult, mult);
         for (int i = 0; i <= M.nb; i++) {
             unsigned __int128 t = ((unsigned __int128)M.bounds[i] << 32) / mult;

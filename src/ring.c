@@ -15,12 +15,15 @@
 #include <string.h>
 
 #include "ring.h"
+#include "tail.h"
 #include "tbuf.h"
 
 struct open_run {
     uint64_t id;    /* 0: empty slot */
     uint64_t begin; /* ticks */
     int dead;       /* removed (probe chains continue through it) */
+    int sampled;    /* under head sampling; else recorded only for tail
+                       keeping, dropped at its end unless kept */
 };
 
 struct done_run {
@@ -33,6 +36,8 @@ static struct {
     int active;           /* capacity > 0 */
     int startup;          /* no run has begun yet */
     int writing;          /* a writer reads chunks: nothing is freed */
+    uint64_t floor;       /* ...except chunks sealed before this (ticks):
+                             a kept run's fragment reads no older ones */
     uint64_t capacity;    /* completed runs kept */
     uint64_t sample_rate; /* 1 run in N recorded */
     struct open_run *open;
@@ -95,11 +100,17 @@ int stageprof__ring_is_startup(void)
     return LOAD_RELAXED(&ring.startup);
 }
 
-int stageprof__ring_sampled(uint64_t id)
+/* Under head sampling: a hash of the id, so every thread decides alike. */
+static int sampled(uint64_t id)
 {
     uint64_t rate = LOAD_RELAXED(&ring.sample_rate);
-    /* A hash of the id, so every thread of a run decides alike. */
     return rate <= 1 || mix(id) % rate == 0;
+}
+
+int stageprof__ring_sampled(uint64_t id)
+{
+    /* Tail keeping records every run and decides at its end. */
+    return sampled(id) || stageprof__tail_on();
 }
 
 void stageprof__ring_sampled_out(void)
@@ -164,14 +175,27 @@ void stageprof__ring_run_begin(uint64_t id, uint64_t ticks)
             s->id = id;
             s->begin = ticks;
             s->dead = 0;
+            s->sampled = sampled(id);
         }
     }
     pthread_mutex_unlock(&ring.lock);
 }
 
+/* A completed run enters the ring, pushing the oldest out when full. */
+static void done_push(uint64_t id, uint64_t begin)
+{
+    if (ring.done_n == ring.capacity) {
+        ring.done_head = (ring.done_head + 1) % ring.capacity;
+        ring.done_n--;
+        ring.evicted++;
+    }
+    ring.done[(ring.done_head + ring.done_n) % ring.capacity] =
+        (struct done_run){id, begin};
+    ring.done_n++;
+}
+
 void stageprof__ring_run_end(uint64_t id, uint64_t ticks)
 {
-    (void)ticks;
     pthread_mutex_lock(&ring.lock);
     if (ring.active && ring.open_cap == 0)
         ring.unmatched_ends++;
@@ -180,15 +204,13 @@ void stageprof__ring_run_end(uint64_t id, uint64_t ticks)
         if (s->id == id && !s->dead) {
             s->dead = 1;
             ring.open_live--;
-            struct done_run d = {id, s->begin};
-            if (ring.done_n == ring.capacity) {
-                /* The oldest completed run leaves the ring. */
-                ring.done_head = (ring.done_head + 1) % ring.capacity;
-                ring.done_n--;
-                ring.evicted++;
+            (void)stageprof__tail_consider(id, s->begin, ticks);
+            if (s->sampled) {
+                done_push(id, s->begin);
+            } else {
+                /* Recorded for tail keeping only: kept there or gone. */
+                __atomic_fetch_add(&ring.sampled_out, 1, __ATOMIC_RELAXED);
             }
-            ring.done[(ring.done_head + ring.done_n) % ring.capacity] = d;
-            ring.done_n++;
         } else {
             ring.unmatched_ends++;
         }
@@ -246,10 +268,11 @@ void stageprof__ring_unpin(uint64_t size)
     __atomic_fetch_sub(&ring.pinned_bytes, size, __ATOMIC_RELAXED);
 }
 
-/* Earliest begin among the kept and running runs (ring.lock held). */
+/* Earliest begin among the kept, running and tail-queued runs (ring.lock
+ * held). */
 static uint64_t horizon(void)
 {
-    uint64_t h = UINT64_MAX;
+    uint64_t h = stageprof__tail_horizon();
     for (size_t i = 0; i < ring.done_n; i++) {
         uint64_t b = ring.done[(ring.done_head + i) % ring.capacity].begin;
         if (b < h)
@@ -270,15 +293,18 @@ uint64_t stageprof__ring_evict(void)
     if (pthread_mutex_trylock(&ring.lock) != 0)
         return 0;
     uint64_t freed = 0;
-    if (!ring.writing) {
+    uint64_t floor = ring.writing ? ring.floor : UINT64_MAX;
+    if (floor > 0) {
         uint64_t h = horizon();
         /* No run kept or running: nothing protects run chunks, but
          * outside data then has nothing newer to make room for but
          * itself, handled by its window. */
         if (h == UINT64_MAX)
             h = 0;
-        freed =
-            stageprof__tbuf_evict(h, LOAD_RELAXED(&stageprof__g.budget) / 4);
+        if (h > floor)
+            h = floor;
+        freed = stageprof__tbuf_evict(h, LOAD_RELAXED(&stageprof__g.budget) / 4,
+                                      floor);
     }
     pthread_mutex_unlock(&ring.lock);
     return freed;
@@ -292,9 +318,15 @@ static int cmp_id(const void *a, const void *b)
 
 int stageprof__ring_view_open(struct ring_view *v)
 {
+    return stageprof__ring_view_open_from(v, 0);
+}
+
+int stageprof__ring_view_open_from(struct ring_view *v, uint64_t floor)
+{
     memset(v, 0, sizeof *v);
     pthread_mutex_lock(&ring.lock);
     ring.writing = 1;
+    ring.floor = floor;
     v->active = ring.active;
     v->capacity = ring.capacity;
     v->kept = ring.done_n;
@@ -308,6 +340,7 @@ int stageprof__ring_view_open(struct ring_view *v)
     int rc = 0;
     if (ring.active) {
         size_t n = ring.done_n + ring.open_live;
+        /* Runs not sampled (recorded for tail keeping) are left out. */
         v->ids = stageprof__malloc((n ? n : 1) * sizeof *v->ids);
         if (v->ids == NULL) {
             rc = STAGEPROF_ENOMEM;
@@ -316,7 +349,8 @@ int stageprof__ring_view_open(struct ring_view *v)
                 v->ids[v->n++] =
                     ring.done[(ring.done_head + i) % ring.capacity].id;
             for (size_t i = 0; i < ring.open_cap; i++)
-                if (ring.open[i].id != 0 && !ring.open[i].dead)
+                if (ring.open[i].id != 0 && !ring.open[i].dead &&
+                    ring.open[i].sampled)
                     v->ids[v->n++] = ring.open[i].id;
         }
     }
@@ -351,6 +385,7 @@ void stageprof__ring_view_close(struct ring_view *v)
 {
     pthread_mutex_lock(&ring.lock);
     ring.writing = 0;
+    ring.floor = 0;
     pthread_mutex_unlock(&ring.lock);
     stageprof__free(v->ids);
     v->ids = NULL;

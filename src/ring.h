@@ -51,7 +51,8 @@ struct ring_view {
 
 /* Start a session: capacity and sampling from the configuration. */
 int stageprof__ring_open(const struct conf *c);
-/* 1 when the run @id is recorded under head sampling. */
+/* 1 when the run @id is recorded: under head sampling, or every run while
+ * tail keeping is on (the ring then drops the unsampled at their end). */
 int stageprof__ring_sampled(uint64_t id);
 /* Count a run not recorded because of sampling. */
 void stageprof__ring_sampled_out(void);
@@ -86,6 +87,9 @@ uint64_t stageprof__ring_evict(void);
 
 /* Writer side: fix what is kept, and keep chunks from being freed. */
 int stageprof__ring_view_open(struct ring_view *v);
+/* The same for a reader of nothing sealed before @floor (ticks): older
+ * chunks may still be freed meanwhile. */
+int stageprof__ring_view_open_from(struct ring_view *v, uint64_t floor);
 int stageprof__ring_view_keeps(struct ring_view *v, uint64_t run);
 void stageprof__ring_view_close(struct ring_view *v);
 

@@ -250,7 +250,8 @@ static int is_outside(const struct chunk *c)
     return LOAD_RELAXED(&c->flags) == 0;
 }
 
-uint64_t stageprof__tbuf_evict(uint64_t horizon, uint64_t outside_max)
+uint64_t stageprof__tbuf_evict(uint64_t horizon, uint64_t outside_max,
+                               uint64_t floor)
 {
     if (pthread_mutex_trylock(&stageprof__g.lock) != 0)
         return 0;
@@ -282,7 +283,7 @@ uint64_t stageprof__tbuf_evict(uint64_t horizon, uint64_t outside_max)
                 continue;
             struct chunk *prev = NULL;
             for (struct chunk *c = tb->head; c && c != tb->cur; c = c->next) {
-                if (is_outside(c) &&
+                if (is_outside(c) && c->last_ticks < floor &&
                     (best == NULL || c->last_ticks < best->last_ticks)) {
                     best = c, best_prev = prev, best_tb = tb;
                 }

@@ -159,11 +159,13 @@ uint64_t stageprof__tbuf_bytes(void);
 void stageprof__tbuf_pool_drain(void);
 /*
  * Free unpinned chunks sealed before @horizon, then the oldest outside-run
- * chunks while they hold more than @outside_max bytes. Never waits for a
- * lock (a busy thread is skipped). Caller holds the ring's lock and no
- * writer is reading. Returns the bytes freed.
+ * chunks sealed before @floor while they hold more than @outside_max
+ * bytes. Never waits for a lock (a busy thread is skipped). Caller holds
+ * the ring's lock, and no writer reads chunks sealed before @floor nor
+ * (@horizon <= @floor) before @horizon. Returns the bytes freed.
  */
-uint64_t stageprof__tbuf_evict(uint64_t horizon, uint64_t outside_max);
+uint64_t stageprof__tbuf_evict(uint64_t horizon, uint64_t outside_max,
+                               uint64_t floor);
 /* Mark the thread's current chunk as holding run events. */
 void stageprof__tbuf_mark_run(struct tbuf *tb);
 

@@ -62,6 +62,7 @@
 #include <stageprof.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -116,6 +117,7 @@ static struct options {
     const char *bind;
     int slow_stage; /* index into server_stages, or -1 */
     long slow_pct;
+    int slow_requests; /* honour X-Slow-Ms */
     struct model_opts m;
 } opt = {.port = 8080,
          .workers = 2,
@@ -147,6 +149,7 @@ struct request {
     unsigned early;                /* status decided before the body's end */
     const char *allow;             /* Allow header of an early 405 */
     char why[224];                 /* reason of an early error */
+    long slow_ms;                  /* X-Slow-Ms (with --slow-requests) */
     struct frame *frame;           /* the work, once handed over */
     int done;                      /* the worker's answer is ready: */
     unsigned status;               /* its status, */
@@ -383,6 +386,7 @@ static enum MHD_Result route(struct MHD_Connection *conn, const char *url,
     unsigned early = 0;
     const char *allow = NULL;
     char why[sizeof((struct request *)0)->why] = "";
+    long long slow_ms = 0;
     if (strcmp(url, "/healthz") == 0) {
         if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
             early = MHD_HTTP_OK;
@@ -411,6 +415,13 @@ static enum MHD_Result route(struct MHD_Connection *conn, const char *url,
                               "body of %lld bytes is larger than the limit "
                               "of %lld bytes",
                               n, opt.max_body);
+        const char *sl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Slow-Ms");
+        if (sl != NULL && opt.slow_requests &&
+            (slow_ms = settings_number(sl, 1, 10000)) < 0)
+            return send_error(conn, MHD_HTTP_BAD_REQUEST, 0, NULL,
+                              "X-Slow-Ms must be a whole number of "
+                              "milliseconds from 1 to 10000");
     }
     if (early != 0 && has_body(conn))
         return send_error(conn, early, 0, allow, "%s", why);
@@ -419,6 +430,7 @@ static enum MHD_Result route(struct MHD_Connection *conn, const char *url,
         return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0, NULL,
                           "out of memory");
     r->conn = conn;
+    r->slow_ms = (long)slow_ms;
     r->early = early;
     r->allow = allow;
     memcpy(r->why, why, sizeof why);
@@ -547,12 +559,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* Workers ----------------------------------------------------------------- */
 
 /* The detector's forward pass: the workflow's detect, named for serving. */
-static int run_inference(struct frame *f, const struct models *m)
+/* @slow_ms: a deliberate outlier (X-Slow-Ms), slept inside the stage. */
+static int run_inference(struct frame *f, const struct models *m, long slow_ms)
 {
     STAGEPROF_SCOPE(span, "inference", "compute");
     struct stage_clock clk = stage_clock_start(STAGE_DETECT);
     network_predict(m->det, f->input.data);
     STAGEPROF_ARG_INT(span, "input", m->det->w);
+    if (slow_ms > 0) {
+        struct timespec ts = {slow_ms / 1000, (slow_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        STAGEPROF_ARG_INT(span, "slow_ms", slow_ms);
+    }
     stage_clock_stop(&clk);
     return 0;
 }
@@ -594,7 +613,8 @@ static void process(struct request *r, const struct models *m)
     unsigned status = MHD_HTTP_OK;
     if (stage_decode(f) != 0) {
         status = MHD_HTTP_BAD_REQUEST;
-    } else if (stage_preprocess(f, m) != 0 || run_inference(f, m) != 0 ||
+    } else if (stage_preprocess(f, m) != 0 ||
+               run_inference(f, m, r->slow_ms) != 0 ||
                stage_postprocess(f, m) != 0 || stage_crop(f, m) != 0) {
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     } else {
@@ -710,6 +730,10 @@ static void usage(FILE *to)
             "  --classifier-weights FILE  its weights (default: random "
             "weights)\n"
             "  --verbose           let darknet print its layer tables\n"
+            "  --slow-requests     honour a request's X-Slow-Ms header "
+            "(1..10000): its\n"
+            "                      inference stage takes that much longer (a "
+            "deliberate outlier)\n"
             "Each setting but the model files also comes from DETECT_SERVER_"
             "<NAME>\n(DETECT_SERVER_PORT, DETECT_SERVER_MAX_BODY, ...); a "
             "flag wins.\n"
@@ -799,9 +823,12 @@ static int set_option(const char *what, const char *v)
 
 static int set_switch(const char *flag)
 {
-    if (strcmp(flag, "--verbose") != 0)
+    if (strcmp(flag, "--verbose") == 0)
+        opt.m.verbose = 1;
+    else if (strcmp(flag, "--slow-requests") == 0)
+        opt.slow_requests = 1;
+    else
         return 0;
-    opt.m.verbose = 1;
     return 1;
 }
 

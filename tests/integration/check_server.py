@@ -40,6 +40,12 @@
               counts, no trace file is written, `capture --recent` exits 1
               saying metrics mode keeps no runs); wrk saw no error or
               non-2xx answer over the whole run
+  tail        (TOOLS: stageprof) tracing with a ring of 8 and the slowest
+              run of the hour kept (--slow-requests): bad X-Slow-Ms
+              values get 400; one request made 1500 ms slower, then 120
+              ordinary ones; `stageprof capture --recent` holds exactly
+              the last 8 requests and the slow one, whole, listed in the
+              trace's tail as not in the ring; so does the file at exit
 """
 import http.client
 import json
@@ -998,13 +1004,88 @@ def check_capture(work, prog):
           % (nev, nwhole, r_wrk["requests"], r_wrk["rps"], took))
 
 
+def detect(port, data, what, headers=None):
+    """POST @data; the request id of a 200 answer."""
+    st, _, body = request(port, "POST", "/v1/detect", data, headers)
+    ensure(st == 200, "%s: status %d %r" % (what, st, body[:300]))
+    return json.loads(body)["request"]
+
+
+def check_tail(work, prog):
+    """A slow request, then many ordinary ones through a ring of 8: a
+    recent capture holds exactly the last 8 requests and, from the kept
+    tail, the slow one whole."""
+    need_darknet()
+    cli = sys.argv[3]
+    dog = read(DOG)
+    ring, after = 8, 120
+    addr = "127.0.0.1:%d" % promtest.free_port()
+    traces = os.path.join(work, "traces")
+    srv = Server(prog, ["--port", "0", "--workers", "1", "--input", "64",
+                        "--topk", "0", "--slow-requests"], work,
+                 env(STAGEPROF_ENABLE="1", STAGEPROF_DIR=traces,
+                     STAGEPROF_HTTP=addr, STAGEPROF_BUFFER_RUNS=str(ring),
+                     STAGEPROF_KEEP_SLOWEST="1",
+                     STAGEPROF_KEEP_WINDOW_S="3600"))
+    try:
+        for bad in ("0", "10001", "fast", "-5", "1e3"):
+            got = request(srv.port, "POST", "/v1/detect", dog,
+                          {"X-Slow-Ms": bad})
+            ensure(got[0] == 400 and b"X-Slow-Ms must be" in got[2],
+                   "X-Slow-Ms: %s answered %d %r" % (bad, got[0], got[2]))
+        for i in range(10):
+            detect(srv.port, dog, "request %d" % i)
+        slow = detect(srv.port, dog, "the slow request", {"X-Slow-Ms": "1500"})
+        ids = [detect(srv.port, dog, "request after the slow one")
+               for _ in range(after)]
+        out = os.path.join(work, "recent.json")
+        c = stageprof_capture(cli, [addr, "--recent", "-o", out], 0)
+        rc, sout = srv.stop(timeout=30)
+    finally:
+        srv.kill()
+    ensure(rc == 0, "exit status %d after SIGTERM:\n%s" % (rc, sout))
+    t = tc.load(out)
+    tc.check_events(t)
+    runs = sorted(int(e["id"], 16) for e in t.by_ph["b"])
+    want = sorted(ids[-ring:] + [slow])
+    ensure(runs == want, "runs in the recent capture: %r, wanted the last "
+           "%d (%r) and the slow request %d" % (runs, ring, ids[-ring:],
+                                                 slow))
+    tail = t.doc["stageprof"].get("tail")
+    ensure(isinstance(tail, dict) and tail.get("slowest") == 1 and
+           tail.get("window_s") == 3600 and tail.get("appended") is True,
+           "the trace's tail member: %r" % tail)
+    kept = [r for r in tail["runs"] if r["run"] == slow]
+    ensure(len(kept) == 1 and kept[0]["why"] == "slowest" and
+           kept[0]["in_ring"] is False and kept[0]["dur_ms"] >= 1500,
+           "the slow request in the tail list: %r" % tail["runs"])
+    # Whole: every stage of the request, the slept inference among them.
+    names = sorted(e["name"] for e in t.by_ph["X"]
+                   if e.get("args", {}).get("run") == slow)
+    ensure(names == sorted(n for n in STAGES if n != "classify"),
+           "stages of the kept request: %r" % names)
+    inf = [e for e in t.by_ph["X"] if e["name"] == "inference" and
+           e["args"].get("run") == slow]
+    ensure(to_ns(inf[0]["dur"], "dur") >= 1.5e9 and
+           inf[0]["args"].get("slow_ms") == 1500,
+           "the slow inference span: %s" % short(inf[0]))
+    # The final trace file holds the slow request too.
+    final = tc.load(tc.only_trace(traces))
+    ensure(any(int(e["id"], 16) == slow for e in final.by_ph["b"]),
+           "the slow request is not in the trace written at exit")
+    print("tail: request %d (1500 ms) kept through %d later requests in a "
+          "ring of %d; the recent capture holds %d events"
+          % (slow, after, ring, len(t.events)))
+
+
 def body(work):
     prog, mode = os.path.abspath(sys.argv[1]), sys.argv[2]
     for tool in sys.argv[3:]:
         if not shutil.which(tool) and not os.path.exists(tool):
             raise tc.Skip("%s not found (make deps)" % tool)
     {"api": check_api, "usage": check_usage, "load": check_load,
-     "prometheus": check_prometheus, "capture": check_capture}[mode](
+     "prometheus": check_prometheus, "capture": check_capture,
+     "tail": check_tail}[mode](
         work, prog)
 
 

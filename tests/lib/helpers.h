@@ -54,7 +54,11 @@ static inline char *write_to_string(int *rc_out)
     struct mem_sink m;
     mem_init(&m);
     struct sink s = {mem_write, NULL, &m};
+    /* As trace files do: the library's own writers (the tail keeper) may
+     * be at work. */
+    pthread_mutex_lock(&stageprof__g.wlock);
     int rc = stageprof__writer_write(&s, 1);
+    pthread_mutex_unlock(&stageprof__g.wlock);
     if (rc_out)
         *rc_out = rc;
     if (m.sb.buf == NULL)

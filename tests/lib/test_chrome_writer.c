@@ -101,7 +101,9 @@ STAGEPROF_TEST(metadata_fields)
                           "\"max_files\":0,\"max_dir_bytes\":0,"
                           "\"snapshot_signal\":0,\"crash_dump\":0,"
                           "\"follow_fork\":1,\"sample_hz\":0,"
-                          "\"max_stages\":256,\"http\":null},"
+                          "\"max_stages\":256,\"keep_slower_than_ms\":0,"
+                          "\"keep_slowest\":0,\"keep_window_s\":60,"
+                          "\"keep_bytes\":0,\"http\":null},"
                           "\"warnings\":[",
                           "\"time_base\":{\"unix_ns\":",
                           "\"monotonic_ns\":",
