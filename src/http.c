@@ -630,16 +630,12 @@ static int http_capture_spawn(struct http_job *job)
     if (pthread_attr_init(&attr) != 0)
         return -1;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
     pthread_t t;
     pthread_mutex_lock(&http_cap_lock);
-    int rc = pthread_create(&t, &attr, http_capture_thread, job);
+    int rc = stageprof__thread_create(&t, &attr, http_capture_thread, job);
     if (rc == 0)
         http_cap_running++;
     pthread_mutex_unlock(&http_cap_lock);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     pthread_attr_destroy(&attr);
     return rc == 0 ? 0 : -1;
 }

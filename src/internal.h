@@ -244,6 +244,10 @@ void stageprof__log_conf(const struct conf *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Slow path of every recording call: handles ARMED; 1 when tracing. */
 int stageprof__ensure_tracing(void);
+/* pthread_create with every signal blocked in the new thread: the host's
+ * handlers never run on the library's threads. Returns its result. */
+int stageprof__thread_create(pthread_t *th, const pthread_attr_t *attr,
+                             void *(*fn)(void *), void *arg);
 /* A counter value for the trace only, never a /metrics gauge (counter.c;
  * the sampler's tracks, which /metrics shows in families of their own). */
 void stageprof__counter_trace(stageprof_site_t *site, double value);

@@ -1282,13 +1282,8 @@ int stageprof__sampler_start(const struct conf *c)
     S.last_walk_ns = 0; /* the first sample reads everything */
     pthread_mutex_unlock(&S.lock);
 
-    /* The thread blocks every signal: the host's handlers never run on it. */
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
     pthread_t th;
-    int rc = pthread_create(&th, NULL, sampler_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    int rc = stageprof__thread_create(&th, NULL, sampler_main, NULL);
     if (rc != 0) {
         pthread_mutex_unlock(&S.ctl);
         stageprof__log(STAGEPROF_LOG_WARN,

@@ -152,12 +152,7 @@ static int spawn(struct snapper *s, int keep_pending)
     s->wfd = fds[1];
     s->quit = 0;
     s->detached = 0;
-    /* The thread blocks every signal: the host's handlers never run on it. */
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
-    int rc = pthread_create(&s->thread, NULL, snap_thread, s);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    int rc = stageprof__thread_create(&s->thread, NULL, snap_thread, s);
     if (rc != 0) {
         close(s->rfd);
         close(s->wfd);

@@ -5,7 +5,6 @@
  * queue of runs waiting for the keeper and the run it is writing (busy),
  * the counts. Under g.wlock: the fragments (frags[], oldest first).
  */
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -325,13 +324,8 @@ int stageprof__tail_open(const struct conf *c)
     if (!on)
         return 0;
 
-    /* The thread blocks every signal: the host's handlers never run on it. */
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
     pthread_t th;
-    int rc = pthread_create(&th, NULL, keeper_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    int rc = stageprof__thread_create(&th, NULL, keeper_main, NULL);
     if (rc != 0) {
         stageprof__log(STAGEPROF_LOG_WARN,
                        "cannot start the tail keeper thread (error %d): slow "

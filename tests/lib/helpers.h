@@ -94,6 +94,16 @@ static inline int count_of(const char *hay, const char *needle)
     return n;
 }
 
+/* Events carrying args.run == @id: spans ("run":ID,...) and b/e
+ * ("run":ID}). */
+static inline int events_of_run(const char *trace, uint64_t id)
+{
+    char a[64], b[64];
+    snprintf(a, sizeof a, "\"args\":{\"run\":%llu,", (unsigned long long)id);
+    snprintf(b, sizeof b, "\"args\":{\"run\":%llu}", (unsigned long long)id);
+    return count_of(trace, a) + count_of(trace, b);
+}
+
 /* The events array: from after "traceEvents":[ to the closing ]. */
 static inline char *events_of(const char *trace)
 {

@@ -18,16 +18,6 @@ static void one_run(uint64_t id, int spans)
     STAGEPROF_RUN_END("frame", id);
 }
 
-/* Events carrying args.run == @id: spans ("run":ID,...) and b/e
- * ("run":ID}). */
-static int events_of_run(const char *trace, uint64_t id)
-{
-    char a[64], b[64];
-    snprintf(a, sizeof a, "\"args\":{\"run\":%llu,", (unsigned long long)id);
-    snprintf(b, sizeof b, "\"args\":{\"run\":%llu}", (unsigned long long)id);
-    return count_of(trace, a) + count_of(trace, b);
-}
-
 STAGEPROF_TEST(keeps_exactly_the_last_n_runs)
 {
     setenv("STAGEPROF_BUFFER_RUNS", "4", 1);

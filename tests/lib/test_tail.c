@@ -23,15 +23,6 @@ static void run_of(uint64_t id, int spans, int slow_ms)
     STAGEPROF_RUN_END("request", id);
 }
 
-/* Events of run @id: spans ("run":ID,...) and b/e ("run":ID}). */
-static int events_of_run(const char *trace, uint64_t id)
-{
-    char a[64], b[64];
-    snprintf(a, sizeof a, "\"args\":{\"run\":%llu,", (unsigned long long)id);
-    snprintf(b, sizeof b, "\"args\":{\"run\":%llu}", (unsigned long long)id);
-    return count_of(trace, a) + count_of(trace, b);
-}
-
 /* The entry of run @id in the trace's tail list, or NULL. */
 static const char *tail_entry(const char *trace, uint64_t id)
 {
