@@ -7,13 +7,15 @@
 #   make asan       sanitizer build in build-asan/ and its tests
 #   make tsan       sanitizer build in build-tsan/ and its tests
 #   make bench      build and run every program in bench/ (the C ones;
-#                   not bench-report or bench-capture)
+#                   not bench-report, bench-capture or bench-diff)
 #   make bench-report  the speed and memory of `stageprof report` on a
 #                   generated 1 GiB trace beside Python json and jq:
 #                   minutes, about 7 GB of memory, 1.1 GB kept in /tmp
 #   make bench-capture  requests/s of the example server under wrk with and
 #                   without `stageprof capture` pulling windows back to
 #                   back: 6 pairs of 10 s runs, about 2.5 minutes
+#   make bench-diff  `stageprof diff` against `report` on two generated
+#                   256 MiB traces: about a minute once they exist
 #   make fuzz       fuzz the trace reader for FUZZ_SECONDS (default 600) in
 #                   build-fuzz/, built with clang, ASan and UBSan
 #   make install    install into $(PREFIX) (default /usr/local)
@@ -64,7 +66,7 @@ C_SOURCES = $(shell git ls-files -co --exclude-standard -- \
 	'examples/*.[ch]' 2>/dev/null)
 
 .PHONY: all deps configure build run test test-build asan tsan bench \
-	bench-report bench-capture fuzz install format format-check clean
+	bench-report bench-capture bench-diff fuzz install format format-check clean
 
 all: build
 
@@ -148,6 +150,14 @@ BENCH_CAPTURE_ARGS ?=
 
 bench-capture: build
 	$(PYTHON) bench/bench_capture.py --build $(BUILD) $(BENCH_CAPTURE_ARGS)
+
+# On demand: `stageprof diff` against two `report`s on two large generated
+# traces (BENCH_DIFF_ARGS, e.g. "--size-mb 64 --reps 3").
+BENCH_DIFF_ARGS ?=
+
+bench-diff: build
+	$(PYTHON) bench/bench_diff.py --stageprof $(BUILD)/stageprof \
+		$(BENCH_DIFF_ARGS)
 
 # The fuzzer of `stageprof report`'s trace reader (tests/fuzz/): its own
 # tree, configured with clang and ASan+UBSan; the corpus it grows is kept

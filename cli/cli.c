@@ -6,9 +6,12 @@
  *
  * Nothing here writes to stdout: results are the commands' business.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -267,4 +270,90 @@ void cli_no_operands(const struct cli_ctx *ctx, int argc, char **argv)
         cli_usage_error(ctx, "unexpected argument '%s'",
                         cli_printable(buf, sizeof buf, argv[optind]));
     }
+}
+
+long cli_parse_number(const struct cli_ctx *ctx, const char *name,
+                      const char *arg, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = arg[0] >= '0' && arg[0] <= '9' ? strtol(arg, &end, 10) : -1;
+    if (v < 0 || errno != 0 || *end != '\0' || v < lo || v > hi) {
+        char buf[CLI_PRINTABLE_MAX];
+        cli_usage_error(ctx,
+                        "--%s wants a whole number from %ld to %ld, not "
+                        "'%s'",
+                        name, lo, hi, cli_printable(buf, sizeof buf, arg));
+    }
+    return v;
+}
+
+/* Inputs ------------------------------------------------------------------ */
+
+static void add_path(const struct cli_ctx *ctx, struct cli_inputs *in,
+                     const char *p)
+{
+    if (in->n == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 8;
+        char **q = realloc(in->paths, cap * sizeof *q);
+        if (q == NULL)
+            cli_die(ctx, "out of memory");
+        in->paths = q;
+        in->cap = cap;
+    }
+    if ((in->paths[in->n++] = strdup(p)) == NULL)
+        cli_die(ctx, "out of memory");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+int cli_inputs_add(const struct cli_ctx *ctx, struct cli_inputs *in,
+                   const char *arg, char *err, size_t errlen)
+{
+    struct stat st;
+    if (strcmp(arg, "-") == 0 || stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        add_path(ctx, in, arg); /* errors come when it is read */
+        return 0;
+    }
+    DIR *d = opendir(arg);
+    if (d == NULL) {
+        snprintf(err, errlen, "%s: %s", arg, strerror(errno));
+        return -1;
+    }
+    size_t first = in->n;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!ends_with(e->d_name, ".json") && !ends_with(e->d_name, ".json.gz"))
+            continue;
+        char path[4096];
+        int n = snprintf(path, sizeof path, "%s/%s", arg, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof path)
+            continue;
+        add_path(ctx, in, path);
+    }
+    closedir(d);
+    if (in->n == first) {
+        snprintf(err, errlen,
+                 "%s: no *.json or *.json.gz files in this directory", arg);
+        return -1;
+    }
+    qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
+    return 0;
+}
+
+void cli_inputs_free(struct cli_inputs *in)
+{
+    for (size_t i = 0; i < in->n; i++)
+        free(in->paths[i]);
+    free(in->paths);
+    memset(in, 0, sizeof *in);
 }

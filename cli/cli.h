@@ -67,6 +67,7 @@ struct cli_command {
 /* ------------------------------------------------------------------------ */
 
 int cmd_capture(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_diff(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_record(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_report(struct cli_ctx *ctx, int argc, char **argv);
@@ -114,6 +115,26 @@ int cli_use_color(const struct cli_ctx *ctx, FILE *f);
  */
 const char *cli_printable(char *buf, size_t size, const char *s);
 #define CLI_PRINTABLE_MAX 80 /* a @buf this size is never cut short */
+
+/* ------------------------------------------------------------------------ */
+/* Trace inputs (cli.c)                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Trace files named on a command line, in order. */
+struct cli_inputs {
+    char **paths;
+    size_t n, cap;
+};
+
+/*
+ * Add @arg: a file as it is (errors come when it is read), a directory's
+ * *.json and *.json.gz files sorted by name. Returns 0, or -1 with the
+ * reason in @err (a directory that cannot be read or holds no trace).
+ * Exits 1 when out of memory.
+ */
+int cli_inputs_add(const struct cli_ctx *ctx, struct cli_inputs *in,
+                   const char *arg, char *err, size_t errlen);
+void cli_inputs_free(struct cli_inputs *in);
 
 /* ------------------------------------------------------------------------ */
 /* Option parsing (cli.c)                                                   */
@@ -184,6 +205,13 @@ void cli_getopt_reset(void);
  */
 int cli_global_option(struct cli_ctx *ctx, int c, char **argv,
                       const char *shortopts);
+
+/*
+ * A whole number in [@lo, @hi] (@lo >= 0) for option --@name: digits only;
+ * anything else exits 2 naming the option and the range.
+ */
+long cli_parse_number(const struct cli_ctx *ctx, const char *name,
+                      const char *arg, long lo, long hi);
 
 /* Parse a --color value; exits 2 on a bad one. */
 enum cli_color cli_parse_color(const struct cli_ctx *ctx, const char *arg);

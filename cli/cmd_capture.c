@@ -57,23 +57,6 @@ static void usage(FILE *f)
           f);
 }
 
-/* A whole number in [@lo, @hi] for option @name, or a usage error. */
-static long number(const struct cli_ctx *ctx, const char *name, const char *arg,
-                   long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = isdigit((unsigned char)arg[0]) ? strtol(arg, &end, 10) : -1;
-    if (v < 0 || errno != 0 || *end != '\0' || v < lo || v > hi) {
-        char buf[CLI_PRINTABLE_MAX];
-        cli_usage_error(ctx,
-                        "--%s wants a whole number from %ld to %ld, not "
-                        "'%s'",
-                        name, lo, hi, cli_printable(buf, sizeof buf, arg));
-    }
-    return v;
-}
-
 /* Append @s to @out (size @size) %-encoded for a query value. */
 static void add_encoded(char *out, size_t size, const char *s)
 {
@@ -159,15 +142,16 @@ int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
             usage(stdout);
             return CLI_EXIT_OK;
         case OPT_DURATION:
-            duration = number(ctx, "duration-ms", optarg, 1, 60000);
+            duration = cli_parse_number(ctx, "duration-ms", optarg, 1, 60000);
             window_opts = 1;
             break;
         case OPT_DELAY:
-            delay = number(ctx, "delay-ms", optarg, 0, 60000);
+            delay = cli_parse_number(ctx, "delay-ms", optarg, 0, 60000);
             window_opts = 1;
             break;
         case OPT_MAX_EVENTS:
-            max_events = number(ctx, "max-events", optarg, 1, LONG_MAX);
+            max_events =
+                cli_parse_number(ctx, "max-events", optarg, 1, LONG_MAX);
             break;
         case OPT_CATEGORIES:
             if (optarg[0] == '\0')
@@ -178,10 +162,10 @@ int cmd_capture(struct cli_ctx *ctx, int argc, char **argv)
             recent = 1;
             break;
         case OPT_RETRIES:
-            retries = number(ctx, "retries", optarg, 0, 100);
+            retries = cli_parse_number(ctx, "retries", optarg, 0, 100);
             break;
         case OPT_TIMEOUT:
-            timeout = number(ctx, "timeout-s", optarg, 1, 3600);
+            timeout = cli_parse_number(ctx, "timeout-s", optarg, 1, 3600);
             break;
         case OPT_TOKEN:
             token = optarg;

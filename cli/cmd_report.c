@@ -9,7 +9,6 @@
  * (schema in docs/cli/stageprof-report.md). A file cut short is reported
  * with a warning and what it held; any other bad file fails the command.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <regex.h>
 #include <stdlib.h>
@@ -34,11 +33,6 @@ struct report_opts {
     regex_t re;
     const char *html; /* --html FILE, or NULL */
     struct agg_opts agg;
-};
-
-struct input {
-    char **paths;
-    size_t n, cap;
 };
 
 struct file_result {
@@ -100,61 +94,6 @@ static int parse_time(const char *s, int64_t *ns)
         return -1;
     *ns = (int64_t)(v * scale + 0.5);
     return 0;
-}
-
-/* Inputs ------------------------------------------------------------------ */
-
-static void add_path(const struct cli_ctx *ctx, struct input *in, const char *p)
-{
-    if (in->n == in->cap) {
-        size_t cap = in->cap ? in->cap * 2 : 8;
-        char **q = realloc(in->paths, cap * sizeof *q);
-        if (q == NULL)
-            cli_die(ctx, "out of memory");
-        in->paths = q;
-        in->cap = cap;
-    }
-    if ((in->paths[in->n++] = strdup(p)) == NULL)
-        cli_die(ctx, "out of memory");
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int ends_with(const char *s, const char *tail)
-{
-    size_t n = strlen(s), t = strlen(tail);
-    return n >= t && strcmp(s + n - t, tail) == 0;
-}
-
-/* A directory's trace files, sorted; a file as it is. */
-static void expand(const struct cli_ctx *ctx, struct input *in, const char *arg)
-{
-    struct stat st;
-    if (strcmp(arg, "-") == 0 || stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        add_path(ctx, in, arg); /* errors come when it is read */
-        return;
-    }
-    DIR *d = opendir(arg);
-    if (d == NULL)
-        cli_die(ctx, "%s: %s", arg, strerror(errno));
-    size_t first = in->n;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!ends_with(e->d_name, ".json") && !ends_with(e->d_name, ".json.gz"))
-            continue;
-        char path[4096];
-        int n = snprintf(path, sizeof path, "%s/%s", arg, e->d_name);
-        if (n < 0 || (size_t)n >= sizeof path)
-            continue;
-        add_path(ctx, in, path);
-    }
-    closedir(d);
-    if (in->n == first)
-        cli_die(ctx, "%s: no *.json or *.json.gz files in this directory", arg);
-    qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
 }
 
 /* Output ------------------------------------------------------------------ */
@@ -1020,9 +959,12 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
     if (o.agg.has_from && o.agg.has_to && o.agg.to_ns <= o.agg.from_ns)
         cli_usage_error(ctx, "--to must be later than --from");
 
-    struct input in = {0};
-    for (int i = optind; i < argc; i++)
-        expand(ctx, &in, argv[i]);
+    struct cli_inputs in = {0};
+    for (int i = optind; i < argc; i++) {
+        char err[4200];
+        if (cli_inputs_add(ctx, &in, argv[i], err, sizeof err) != 0)
+            cli_die(ctx, "%s", err);
+    }
     struct file_result *files = calloc(in.n, sizeof *files);
     struct agg a;
     if (files == NULL || agg_init(&a, &o.agg) != 0)
@@ -1056,9 +998,7 @@ int cmd_report(struct cli_ctx *ctx, int argc, char **argv)
     else
         print_text(ctx, &o, &a, files, in.n);
     agg_fini(&a);
-    for (size_t i = 0; i < in.n; i++)
-        free(in.paths[i]);
-    free(in.paths);
+    cli_inputs_free(&in);
     free(files);
     if (o.regex)
         regfree(&o.re);

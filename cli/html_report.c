@@ -10,7 +10,7 @@
  *
  * Text that comes from a trace (stage, category, thread, queue, counter and
  * file names, and the verdict's sentences that quote them) only reaches the
- * page through esc_cut(): HTML-escaped (quotes too, so it is safe in
+ * page through html_esc_cut(): HTML-escaped (quotes too, so it is safe in
  * attributes), invalid UTF-8 as U+FFFD, control bytes shown as \xHH, and
  * long strings cut with an ellipsis.
  *
@@ -119,7 +119,7 @@ void html_facts_fini(struct html_facts *f)
  * @len bytes of @s as HTML text, safe in an attribute value too; at most
  * @cut code points, then an ellipsis.
  */
-static void esc_cut(struct strbuf *sb, const char *s, size_t len, size_t cut)
+void html_esc_cut(struct strbuf *sb, const char *s, size_t len, size_t cut)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, cps = 0;
@@ -167,22 +167,22 @@ static void esc_cut(struct strbuf *sb, const char *s, size_t len, size_t cut)
 
 static void esc(struct strbuf *sb, const char *s)
 {
-    esc_cut(sb, s, strlen(s), TEXT_CUT);
+    html_esc_cut(sb, s, strlen(s), TEXT_CUT);
 }
 
 /* "name (category)", or the name alone for an empty category. */
 static void esc_stage(struct strbuf *sb, const struct agg_stage *st, size_t cut)
 {
-    esc_cut(sb, st->name, st->name_len, cut);
+    html_esc_cut(sb, st->name, st->name_len, cut);
     if (st->cat_len > 0) {
         stageprof__sb_adds(sb, " (");
-        esc_cut(sb, st->cat, st->cat_len, cut);
+        html_esc_cut(sb, st->cat, st->cat_len, cut);
         stageprof__sb_adds(sb, ")");
     }
 }
 
 /* @ns for reading, three digits: "850 ns", "30.0 µs", "2.41 ms", "1.23 s". */
-static const char *dur(char *buf, size_t len, double ns)
+const char *html_dur(char *buf, size_t len, double ns)
 {
     static const struct {
         double scale;
@@ -218,7 +218,7 @@ static const char *tick(char *buf, size_t len, double ns)
 static void add_dur(struct strbuf *sb, double ns)
 {
     char b[48];
-    stageprof__sb_adds(sb, dur(b, sizeof b, ns));
+    stageprof__sb_adds(sb, html_dur(b, sizeof b, ns));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -377,7 +377,7 @@ static void legend(struct strbuf *sb, struct agg_stage *const *v, size_t n)
         stageprof__sb_addf(sb, "<span><i style=\"background:%s\"></i>",
                            stage_color(v[i]));
         if (v[i]->cat_len > 0)
-            esc_cut(sb, v[i]->cat, v[i]->cat_len, NAME_CUT);
+            html_esc_cut(sb, v[i]->cat, v[i]->cat_len, NAME_CUT);
         else
             stageprof__sb_adds(sb, "(no category)");
         stageprof__sb_adds(sb, "</span> ");
@@ -425,9 +425,9 @@ static void path_table(struct strbuf *sb, const struct agg *a)
                        (unsigned long long)rs->count);
     for (size_t i = 0; i < n && i < TOP_PATH; i++) {
         stageprof__sb_adds(sb, "<tr><td>");
-        esc_cut(sb, v[i]->name, v[i]->name_len, TEXT_CUT);
+        html_esc_cut(sb, v[i]->name, v[i]->name_len, TEXT_CUT);
         stageprof__sb_adds(sb, "</td><td>");
-        esc_cut(sb, v[i]->cat, v[i]->cat_len, TEXT_CUT);
+        html_esc_cut(sb, v[i]->cat, v[i]->cat_len, TEXT_CUT);
         stageprof__sb_addf(sb, "</td><td>%llu</td><td>",
                            (unsigned long long)v[i]->path_runs);
         add_dur(sb, (double)v[i]->path_ns);
@@ -459,15 +459,15 @@ static void section_verdict(struct strbuf *sb, const struct agg *a)
         const struct agg_stage *b = a->stages[rs->bottleneck];
         stageprof__sb_adds(sb, "<p class=\"bottleneck\">Bottleneck: "
                                "<strong>");
-        esc_cut(sb, b->name, b->name_len, TEXT_CUT);
+        html_esc_cut(sb, b->name, b->name_len, TEXT_CUT);
         stageprof__sb_adds(sb, "</strong>");
         if (b->cat_len > 0) {
             stageprof__sb_adds(sb, " <span class=\"cat\">(");
-            esc_cut(sb, b->cat, b->cat_len, TEXT_CUT);
+            html_esc_cut(sb, b->cat, b->cat_len, TEXT_CUT);
             stageprof__sb_adds(sb, ")</span>");
         }
         stageprof__sb_adds(sb, "</p>\n<p class=\"reason\">");
-        esc_cut(sb, rs->reason, strlen(rs->reason), 2 * TEXT_CUT);
+        html_esc_cut(sb, rs->reason, strlen(rs->reason), 2 * TEXT_CUT);
         stageprof__sb_adds(sb, ".</p>\n");
     } else {
         stageprof__sb_adds(sb, "<p class=\"bottleneck\">No bottleneck: the "
@@ -477,7 +477,7 @@ static void section_verdict(struct strbuf *sb, const struct agg *a)
         stageprof__sb_adds(sb, "<ul class=\"hints\">\n");
         for (int i = 0; i < rs->nhints; i++) {
             stageprof__sb_adds(sb, "<li>");
-            esc_cut(sb, rs->hints[i], strlen(rs->hints[i]), 2 * TEXT_CUT);
+            html_esc_cut(sb, rs->hints[i], strlen(rs->hints[i]), 2 * TEXT_CUT);
             stageprof__sb_adds(sb, "</li>\n");
         }
         stageprof__sb_adds(sb, "</ul>\n");
@@ -498,7 +498,7 @@ static void row_label(struct strbuf *sb, const struct agg_stage *st, double y)
                        "<text class=\"label\" x=\"%d\" y=\"%.1f\" "
                        "text-anchor=\"end\">",
                        LABEL_X, y);
-    esc_cut(sb, st->name, st->name_len, NAME_CUT / 2);
+    html_esc_cut(sb, st->name, st->name_len, NAME_CUT / 2);
     stageprof__sb_adds(sb, "</text>");
 }
 
@@ -727,7 +727,7 @@ static void key_name(struct strbuf *sb, const struct agg *a, size_t key,
     } else {
         stageprof__sb_adds(sb, "wait: ");
         const char *q = a->queues[key - a->nstages]->name;
-        esc_cut(sb, q, strlen(q), cut);
+        html_esc_cut(sb, q, strlen(q), cut);
     }
 }
 
@@ -735,12 +735,12 @@ static void key_name(struct strbuf *sb, const struct agg *a, size_t key,
 static void lane_label(struct strbuf *sb, const struct agg *a, size_t key)
 {
     if (key < a->nstages) {
-        esc_cut(sb, a->stages[key]->name, a->stages[key]->name_len,
-                NAME_CUT / 2);
+        html_esc_cut(sb, a->stages[key]->name, a->stages[key]->name_len,
+                     NAME_CUT / 2);
     } else {
         const char *q = a->queues[key - a->nstages]->name;
         stageprof__sb_adds(sb, "wait: ");
-        esc_cut(sb, q, strlen(q), NAME_CUT / 2 - 6);
+        html_esc_cut(sb, q, strlen(q), NAME_CUT / 2 - 6);
     }
 }
 
@@ -1056,18 +1056,19 @@ static void section_timeline(struct strbuf *sb, const struct agg *a)
         goto out;
     }
     char d[48], from[48];
-    stageprof__sb_addf(sb,
-                       "<p class=\"note\">Run %llu: %s, from %s into the "
-                       "trace; %zu items. One lane per stage (and per queue "
-                       "for waits, striped), whatever thread ran it. The "
-                       "critical path (walking back from the run's end: "
-                       "what ended last, then from its start) is outlined "
-                       "in black and repeated in the last lane.</p>\n",
-                       (unsigned long long)r->id,
-                       dur(d, sizeof d, span(r->begin, r->end)),
-                       dur(from, sizeof from,
-                           a->have_wall ? span(a->first_ns, r->begin) : 0.0),
-                       r->nitems);
+    stageprof__sb_addf(
+        sb,
+        "<p class=\"note\">Run %llu: %s, from %s into the "
+        "trace; %zu items. One lane per stage (and per queue "
+        "for waits, striped), whatever thread ran it. The "
+        "critical path (walking back from the run's end: "
+        "what ended last, then from its start) is outlined "
+        "in black and repeated in the last lane.</p>\n",
+        (unsigned long long)r->id,
+        html_dur(d, sizeof d, span(r->begin, r->end)),
+        html_dur(from, sizeof from,
+                 a->have_wall ? span(a->first_ns, r->begin) : 0.0),
+        r->nitems);
     timeline_draw(sb, &t);
 out:
     free(t.lane_of);
@@ -1154,7 +1155,7 @@ static void section_queues(struct strbuf *sb, const struct agg *a)
                            "</title><text class=\"label\" x=\"%d\" "
                            "y=\"%.1f\" text-anchor=\"end\">",
                            LABEL_X, y + 15);
-        esc_cut(sb, q->name, strlen(q->name), NAME_CUT / 2);
+        html_esc_cut(sb, q->name, strlen(q->name), NAME_CUT / 2);
         stageprof__sb_addf(sb,
                            "</text><rect class=\"bar wait\" x=\"%d\" "
                            "y=\"%.1f\" width=\"%.1f\" height=\"14\" "
@@ -1293,8 +1294,8 @@ static void runs_chart(struct strbuf *sb, const struct agg *a)
             top + ph - (bh > 0.5 ? bh : 0.5), cw * 0.8 > 0.5 ? cw * 0.8 : 0.5,
             bh > 0.5 ? bh : 0.5, warm ? "#f28e2b" : SERVICE_COLOR,
             has_slow ? " stroke=\"#e15759\" stroke-width=\"2\"" : "",
-            (unsigned long long)v[top_i].id, dur(d, sizeof d, v[top_i].latency),
-            warm ? ", warm-up" : "",
+            (unsigned long long)v[top_i].id,
+            html_dur(d, sizeof d, v[top_i].latency), warm ? ", warm-up" : "",
             to - from > 1 ? " (the slowest of its column)" : "");
     }
     stageprof__sb_adds(sb, "</svg>\n");
@@ -1395,7 +1396,7 @@ static void section_trace(struct strbuf *sb, const struct agg *a,
     stageprof__sb_adds(sb, "<ul class=\"warnings\">");
     for (size_t i = 0; i < f->nwarnings; i++) {
         stageprof__sb_adds(sb, "<li>");
-        esc_cut(sb, f->warnings[i], strlen(f->warnings[i]), 2 * TEXT_CUT);
+        html_esc_cut(sb, f->warnings[i], strlen(f->warnings[i]), 2 * TEXT_CUT);
         stageprof__sb_adds(sb, "</li>");
     }
     stageprof__sb_adds(sb, "</ul></td></tr>\n</table>\n");
@@ -1483,30 +1484,41 @@ static const char css[] =
     "code{font-size:12px;word-break:break-all}\n"
     "footer{color:#888;font-size:12px;margin-top:30px}\n";
 
-static void page(struct strbuf *sb, const struct agg *a,
-                 struct agg_stage *const *stages, size_t nstages,
-                 const struct html_facts *f)
+void html_head(struct strbuf *sb, const char *title)
 {
-    char d[48];
     stageprof__sb_adds(
         sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
             "charset=\"utf-8\">\n<meta http-equiv=\"Content-Security-"
             "Policy\" content=\"default-src 'none'; style-src "
             "'unsafe-inline'\">\n<meta name=\"viewport\" content=\"width="
             "device-width, initial-scale=1\">\n<meta name=\"generator\" "
-            "content=\"stageprof report --html\">\n"
-            "<title>stageprof report</title>\n<style>\n");
+            "content=\"");
+    html_esc_cut(sb, title, strlen(title), TEXT_CUT);
+    stageprof__sb_adds(sb, "\">\n<title>");
+    html_esc_cut(sb, title, strlen(title), TEXT_CUT);
+    stageprof__sb_adds(sb, "</title>\n<style>\n");
     stageprof__sb_adds(sb, css);
+    stageprof__sb_adds(sb, "</style>\n</head>\n<body>\n<main>\n<h1>");
+    html_esc_cut(sb, title, strlen(title), TEXT_CUT);
+    stageprof__sb_adds(sb, "</h1>\n");
+}
+
+static void page(struct strbuf *sb, const struct agg *a,
+                 struct agg_stage *const *stages, size_t nstages,
+                 const struct html_facts *f)
+{
+    char d[48];
+    html_head(sb, "stageprof report");
     stageprof__sb_addf(sb,
-                       "</style>\n</head>\n<body>\n<main>\n<h1>stageprof "
-                       "report</h1>\n<p class=\"sub\">%zu file%s \xc2\xb7 "
+                       "<p class=\"sub\">%zu file%s \xc2\xb7 "
                        "%llu events \xc2\xb7 producer ",
                        f->nfiles, f->nfiles == 1 ? "" : "s",
                        (unsigned long long)f->events);
     esc(sb, f->producer != NULL ? f->producer : "chrome");
     stageprof__sb_addf(
         sb, " \xc2\xb7 wall %s \xc2\xb7 %llu runs</p>\n",
-        dur(d, sizeof d, a->have_wall ? span(a->first_ns, a->last_ns) : 0.0),
+        html_dur(d, sizeof d,
+                 a->have_wall ? span(a->first_ns, a->last_ns) : 0.0),
         (unsigned long long)a->rs.count);
     section_verdict(sb, a);
     section_stages(sb, stages, nstages);
@@ -1525,8 +1537,8 @@ static void page(struct strbuf *sb, const struct agg *a,
 /* ------------------------------------------------------------------------ */
 
 /* @len bytes to @path through @path.tmp and a rename. */
-static int write_atomic(const char *path, const char *data, size_t len,
-                        char *err, size_t errlen)
+int html_write_atomic(const char *path, const char *data, size_t len, char *err,
+                      size_t errlen)
 {
     size_t n = strlen(path);
     char *tmp = malloc(n + 5);
@@ -1573,7 +1585,7 @@ int html_report_write(const char *path, const struct agg *a,
         snprintf(err, errlen, "cannot write %s: out of memory", path);
         rc = -1;
     } else {
-        rc = write_atomic(path, sb.buf, sb.len, err, errlen);
+        rc = html_write_atomic(path, sb.buf, sb.len, err, errlen);
     }
     stageprof__sb_fini(&sb);
     return rc;

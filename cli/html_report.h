@@ -58,4 +58,21 @@ int html_report_write(const char *path, const struct agg *a,
                       struct agg_stage *const *stages, size_t nstages,
                       const struct html_facts *f, char *err, size_t errlen);
 
+/* Pieces shared with `stageprof diff --html` (diff_html.c). */
+struct strbuf;
+/*
+ * @len bytes of @s as HTML text, safe in an attribute value too: invalid
+ * UTF-8 as U+FFFD, control bytes as \xHH, at most @cut code points.
+ */
+void html_esc_cut(struct strbuf *sb, const char *s, size_t len, size_t cut);
+/* @ns for reading, three digits: "850 ns", "30.0 µs", "2.41 ms", "1.23 s". */
+const char *html_dur(char *buf, size_t len, double ns);
+/* The page's head (strict CSP: no script, nothing fetched), the shared
+ * stylesheet, and <h1>@title</h1>. */
+void html_head(struct strbuf *sb, const char *title);
+/* @len bytes to @path through @path.tmp and a rename; 0, or -1 with the
+ * reason in @err. */
+int html_write_atomic(const char *path, const char *data, size_t len, char *err,
+                      size_t errlen);
+
 #endif

@@ -20,6 +20,7 @@
 /* One line per command, sorted by name; `stageprof help` lists them. */
 static const struct cli_command commands[] = {
     {"capture", cmd_capture, "pull a trace from a running process"},
+    {"diff", cmd_diff, "compare two sets of traces, gate on regressions"},
     {"help", cmd_help, "show the commands, or the usage of one"},
     {"record", cmd_record, "run a program with tracing on, report its traces"},
     {"report", cmd_report, "per-stage statistics of Chrome traces"},

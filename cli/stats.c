@@ -413,9 +413,8 @@ static double sorted_stat(const struct side *sd, enum stats_stat stat)
     return sum / (double)sd->n;
 }
 
-/* Draw one circular-block resample of @sd and return its statistic. */
-static double side_resample(struct side *sd, enum stats_stat stat,
-                            struct stats_rng *rng)
+/* Draw one circular-block resample of @sd into its counts. */
+static void side_resample(struct side *sd, struct stats_rng *rng)
 {
     size_t n = sd->n;
     memset(sd->count, 0, n * sizeof *sd->count);
@@ -429,7 +428,6 @@ static double side_resample(struct side *sd, enum stats_stat stat,
         }
         filled += len;
     }
-    return counts_stat(sd, stat);
 }
 
 /* new/base - 1, refusing a base <= 0 and an overflow. */
@@ -444,16 +442,20 @@ static int rel_change(double base, double now, double *out)
     return 0;
 }
 
-/* The bootstrap behind both public entries; blocks of 1 are iid. */
+/*
+ * The bootstrap behind the public entries; blocks of 1 are iid. @nstat
+ * statistics are read from each resample, drawn once: @out[k] for
+ * @stats[k].
+ */
 static int boot_change(const double *a, size_t na, const double *b, size_t nb,
-                       enum stats_stat stat, int blocked,
+                       const enum stats_stat *stats, size_t nstat, int blocked,
                        const struct stats_boot_opts *opts,
                        struct stats_change *out)
 {
     struct stats_boot_opts o = {0, 0.0, 0, 0};
     if (opts)
         o = *opts;
-    if (!out)
+    if (!out || !stats || nstat == 0)
         return STATS_EINVAL;
     if (na < 2 || nb < 2)
         return STATS_ETOOFEW;
@@ -465,9 +467,10 @@ static int boot_change(const double *a, size_t na, const double *b, size_t nb,
         o.conf = STATS_CONF;
     if (!(o.conf > 0.0 && o.conf < 1.0))
         return STATS_EINVAL;
-    if (stat != STATS_STAT_MEDIAN && stat != STATS_STAT_P95 &&
-        stat != STATS_STAT_P99 && stat != STATS_STAT_MEAN)
-        return STATS_EINVAL;
+    for (size_t k = 0; k < nstat; k++)
+        if (stats[k] != STATS_STAT_MEDIAN && stats[k] != STATS_STAT_P95 &&
+            stats[k] != STATS_STAT_P99 && stats[k] != STATS_STAT_MEAN)
+            return STATS_EINVAL;
     if (!all_finite(a, na) || !all_finite(b, nb))
         return STATS_ENOTFINITE;
 
@@ -483,16 +486,17 @@ static int boot_change(const double *a, size_t na, const double *b, size_t nb,
     double *dbuf = NULL;
     size_t *ibuf = NULL;
     struct ranked *tmp = NULL;
-    if (na > SIZE_MAX / 4 - nb || nb + na > SIZE_MAX / 4 - nreps)
+    if (nstat > 16 || na > SIZE_MAX / 4 - nb ||
+        nb + na > SIZE_MAX / 4 - 16 * nreps)
         goto done;
-    dbuf = alloc_array(na + nb + nreps, sizeof *dbuf);
+    dbuf = alloc_array(na + nb + nstat * nreps, sizeof *dbuf);
     ibuf = alloc_array(2 * (na + nb), sizeof *ibuf);
     tmp = alloc_array(nmax, sizeof *tmp);
     if (!dbuf || !ibuf || !tmp)
         goto done;
     sa.sorted = dbuf;
     sb.sorted = dbuf + na;
-    double *reps = dbuf + na + nb;
+    double *reps = dbuf + na + nb; /* statistic k: reps[k * nreps ...] */
     sa.rank = ibuf;
     sa.count = ibuf + na;
     sb.rank = ibuf + 2 * na;
@@ -500,23 +504,30 @@ static int boot_change(const double *a, size_t na, const double *b, size_t nb,
     side_init(&sa, a, tmp);
     side_init(&sb, b, tmp);
 
-    struct stats_change res;
-    err =
-        rel_change(sorted_stat(&sa, stat), sorted_stat(&sb, stat), &res.point);
-    if (err)
-        goto done;
-    struct stats_rng rng;
-    stats_rng_seed(&rng, o.seed);
-    for (size_t r = 0; r < nreps; r++) {
-        double ta = side_resample(&sa, stat, &rng);
-        double tb = side_resample(&sb, stat, &rng);
-        err = rel_change(ta, tb, &reps[r]);
+    for (size_t k = 0; k < nstat; k++) {
+        err = rel_change(sorted_stat(&sa, stats[k]), sorted_stat(&sb, stats[k]),
+                         &out[k].point);
         if (err)
             goto done;
     }
-    res.lo = quantile_inplace(reps, nreps, (1.0 - o.conf) / 2.0);
-    res.hi = quantile_inplace(reps, nreps, (1.0 + o.conf) / 2.0);
-    *out = res;
+    struct stats_rng rng;
+    stats_rng_seed(&rng, o.seed);
+    for (size_t r = 0; r < nreps; r++) {
+        side_resample(&sa, &rng);
+        side_resample(&sb, &rng);
+        for (size_t k = 0; k < nstat; k++) {
+            err = rel_change(counts_stat(&sa, stats[k]),
+                             counts_stat(&sb, stats[k]), &reps[k * nreps + r]);
+            if (err)
+                goto done;
+        }
+    }
+    for (size_t k = 0; k < nstat; k++) {
+        out[k].lo =
+            quantile_inplace(reps + k * nreps, nreps, (1.0 - o.conf) / 2.0);
+        out[k].hi =
+            quantile_inplace(reps + k * nreps, nreps, (1.0 + o.conf) / 2.0);
+    }
     err = 0;
 done:
     free(tmp);
@@ -529,7 +540,8 @@ int stats_boot_median_change(const double *a, size_t na, const double *b,
                              size_t nb, const struct stats_boot_opts *opts,
                              struct stats_change *out)
 {
-    return boot_change(a, na, b, nb, STATS_STAT_MEDIAN, 0, opts, out);
+    enum stats_stat stat = STATS_STAT_MEDIAN;
+    return boot_change(a, na, b, nb, &stat, 1, 0, opts, out);
 }
 
 size_t stats_block_len(size_t n)
@@ -547,7 +559,15 @@ int stats_block_boot_change(const double *a, size_t na, const double *b,
                             const struct stats_boot_opts *opts,
                             struct stats_change *out)
 {
-    return boot_change(a, na, b, nb, stat, 1, opts, out);
+    return boot_change(a, na, b, nb, &stat, 1, 1, opts, out);
+}
+
+int stats_block_boot_changes(const double *a, size_t na, const double *b,
+                             size_t nb, const enum stats_stat *stats,
+                             size_t nstat, const struct stats_boot_opts *opts,
+                             struct stats_change *out)
+{
+    return boot_change(a, na, b, nb, stats, nstat, 1, opts, out);
 }
 
 /* ------------------------------------------------------------------------

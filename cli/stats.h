@@ -194,6 +194,18 @@ int stats_block_boot_change(const double *a, size_t na, const double *b,
                             const struct stats_boot_opts *opts,
                             struct stats_change *out);
 
+/*
+ * stats_block_boot_changes - stats_block_boot_change() for @nstat (at most
+ * 16) statistics at once: each resample is drawn once and every statistic
+ * read from it, so the intervals share their resamples (and cost about
+ * one interval's resampling). @out[k] is for @stats[k]. On an error the
+ * contents of @out are unspecified.
+ */
+int stats_block_boot_changes(const double *a, size_t na, const double *b,
+                             size_t nb, const enum stats_stat *stats,
+                             size_t nstat, const struct stats_boot_opts *opts,
+                             struct stats_change *out);
+
 /* ------------------------------------------------------------------------
  * Tests
  */

@@ -1018,6 +1018,134 @@ static void read_summary(struct scan *s)
     } while (object_more(s, "',' or '}'"));
 }
 
+/*
+ * A scalar value as text into @buf (cut to @cap - 1 bytes): a string's
+ * contents, a number's digits, true, false or null. Anything else is
+ * skipped and gives "". Returns 1 for a scalar.
+ */
+static int read_scalar_text(struct scan *s, char *buf, size_t cap)
+{
+    int c = peek_ws(s);
+    buf[0] = '\0';
+    if (c == '"') {
+        s->p++;
+        size_t len, off = read_string(s, 1, &len);
+        size_t n = len < cap - 1 ? len : cap - 1;
+        memcpy(buf, s->arena + off, n);
+        buf[n] = '\0';
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        size_t n = read_number_text(s, buf, cap);
+        buf[n < cap ? n : cap - 1] = '\0';
+    } else if (c == 't' || c == 'f' || c == 'n') {
+        read_literal(s);
+        snprintf(buf, cap, "%s",
+                 c == 't'   ? "true"
+                 : c == 'f' ? "false"
+                            : "null");
+    } else {
+        skip_value(s);
+        return 0;
+    }
+    return 1;
+}
+
+/* Append @sep (when @buf is not empty) and @piece to @buf, cut at @cap. */
+static void text_append(char *buf, size_t cap, const char *sep,
+                        const char *piece)
+{
+    size_t len = strlen(buf);
+    if (len > 0 && len + 1 < cap)
+        len += (size_t)snprintf(buf + len, cap - len, "%s", sep);
+    if (len + 1 < cap)
+        snprintf(buf + len, cap - len, "%s", piece);
+}
+
+/* An array of scalars, joined by spaces; anything else is skipped. */
+static void read_text_array(struct scan *s, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (peek_ws(s) != '[') {
+        skip_value(s);
+        return;
+    }
+    s->p++;
+    if (peek_ws(s) == ']') {
+        s->p++;
+        return;
+    }
+    for (;;) {
+        char piece[512];
+        s->alen = 0;
+        read_scalar_text(s, piece, sizeof piece);
+        text_append(buf, cap, " ", piece);
+        if (peek_ws(s) != ',')
+            break;
+        s->p++;
+    }
+    expect(s, ']', "',' or ']'");
+}
+
+/* The header's fields @m holds; the rest skipped. */
+static void read_header(struct scan *s, struct tl_meta *m)
+{
+    if (!object_open(s))
+        return;
+    m->present = 1;
+    do {
+        struct key k;
+        s->alen = 0;
+        read_key(s, &k);
+        char num[64];
+        if (keyis(s, &k, "version")) {
+            read_scalar_text(s, m->version, sizeof m->version);
+        } else if (keyis(s, &k, "host")) {
+            read_scalar_text(s, m->host, sizeof m->host);
+        } else if (keyis(s, &k, "cpu_model")) {
+            read_scalar_text(s, m->cpu_model, sizeof m->cpu_model);
+        } else if (keyis(s, &k, "kernel")) {
+            read_scalar_text(s, m->kernel, sizeof m->kernel);
+        } else if (keyis(s, &k, "arch")) {
+            read_scalar_text(s, m->arch, sizeof m->arch);
+        } else if (keyis(s, &k, "cores")) {
+            if (read_scalar_text(s, num, sizeof num) && num[0] >= '0' &&
+                num[0] <= '9')
+                m->cores = strtoll(num, NULL, 10);
+        } else if (keyis(s, &k, "command_line")) {
+            read_text_array(s, m->command_line, sizeof m->command_line);
+        } else if (keyis(s, &k, "clock")) {
+            int more = object_open(s);
+            while (more) {
+                s->alen = 0;
+                read_key(s, &k);
+                if (keyis(s, &k, "source"))
+                    read_scalar_text(s, m->clock, sizeof m->clock);
+                else
+                    skip_value(s);
+                more = object_more(s, "',' or '}'");
+            }
+        } else if (keyis(s, &k, "config")) {
+            int more = object_open(s);
+            while (more) {
+                s->alen = 0;
+                read_key(s, &k);
+                char name[128], value[512], pair[700];
+                size_t n = k.len < sizeof name - 1 ? k.len : sizeof name - 1;
+                memcpy(name, k.p, n);
+                name[n] = '\0';
+                /* Where the files went is no setting of the run. */
+                if (read_scalar_text(s, value, sizeof value) &&
+                    strcmp(name, "dir") != 0) {
+                    snprintf(pair, sizeof pair, "%s=%s", name, value);
+                    text_append(m->config, sizeof m->config, ", ", pair);
+                }
+                more = object_more(s, "',' or '}'");
+            }
+        } else {
+            skip_value(s);
+        }
+    } while (object_more(s, "',' or '}'"));
+}
+
 /* Object form: members in any order, traceEvents among them. */
 static void read_object(struct scan *s, tl_event_cb cb, void *arg)
 {
@@ -1032,13 +1160,17 @@ static void read_object(struct scan *s, tl_event_cb cb, void *arg)
             read_events(s, cb, arg, 0);
         } else if (keyis(s, &k, "stageprof_summary")) {
             read_summary(s);
+        } else if (keyis(s, &k, "stageprof")) {
+            s->res->producer = "stageprof";
+            read_header(s, &s->res->meta);
+        } else if (keyis(s, &k, "displayTimeUnit")) {
+            read_scalar_text(s, s->res->display_unit,
+                             sizeof s->res->display_unit);
         } else {
-            if (keyis(s, &k, "stageprof"))
-                s->res->producer = "stageprof";
-            else if ((keyis(s, &k, "schemaVersion") ||
-                      keyis(s, &k, "deviceProperties") ||
-                      keyis(s, &k, "traceName")) &&
-                     strcmp(s->res->producer, "stageprof") != 0)
+            if ((keyis(s, &k, "schemaVersion") ||
+                 keyis(s, &k, "deviceProperties") ||
+                 keyis(s, &k, "traceName")) &&
+                strcmp(s->res->producer, "stageprof") != 0)
                 s->res->producer = "pytorch";
             skip_value(s);
         }
@@ -1083,6 +1215,7 @@ int tl_read(const char *path, tl_event_cb cb, void *arg, struct tl_result *res,
     res->producer = "chrome";
     res->dropped = -1;
     res->complete = -1;
+    res->meta.cores = -1;
     if (s == NULL || (s->buf = malloc(BUF_SIZE)) == NULL) {
         snprintf(err, errlen, "%s: out of memory", path);
         if (s != NULL)

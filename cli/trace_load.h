@@ -63,6 +63,21 @@ struct tl_event {
 /* Called once per event; return 0 to go on, nonzero to stop reading. */
 typedef int (*tl_event_cb)(void *arg, const struct tl_event *ev);
 
+/*
+ * stageprof's header (the top-level "stageprof" member), for telling the
+ * environments of two traces apart. Text fields are "" when absent and
+ * cut to their size.
+ */
+struct tl_meta {
+    int present;
+    char version[64], host[256], cpu_model[256], kernel[256], arch[64];
+    char clock[32];          /* clock.source: "tsc", "monotonic" */
+    long long cores;         /* -1 unknown */
+    char command_line[1024]; /* argv joined by spaces */
+    char config[2048];       /* the scalar members of config but dir,
+                                "k=v, ..." */
+};
+
 /* What a whole file said about itself. */
 struct tl_result {
     uint64_t events;      /* events delivered */
@@ -74,6 +89,9 @@ struct tl_result {
     int has_summary;
     int64_t dropped; /* events_dropped_total; -1 unknown */
     int complete;    /* 1, 0, or -1 unknown */
+    struct tl_meta meta;
+    char display_unit[8]; /* displayTimeUnit ("ms", "ns"); "" absent. It
+                             changes how viewers show times, not ts. */
 };
 
 /*

@@ -929,6 +929,38 @@ STAGEPROF_TEST(block_bootstrap_covers_zero_on_iid)
     ASSERT_GE(covered * 100, 90 * trials);
 }
 
+/* The four statistics from shared resamples: each interval is the one a
+ * bootstrap of that statistic alone gives with the same seed (the draws do
+ * not depend on the statistic). */
+STAGEPROF_TEST(block_changes_share_resamples)
+{
+    struct stats_rng rng;
+    stats_rng_seed(&rng, 77);
+    double a[300], b[280];
+    for (size_t i = 0; i < 300; i++)
+        a[i] = stats_rng_lognormal(&rng, 3.0, 0.3);
+    for (size_t i = 0; i < 280; i++)
+        b[i] = stats_rng_lognormal(&rng, 3.1, 0.3);
+    const enum stats_stat all[4] = {STATS_STAT_MEAN, STATS_STAT_MEDIAN,
+                                    STATS_STAT_P95, STATS_STAT_P99};
+    struct stats_boot_opts o = {500, 0.0, 9, 0};
+    struct stats_change many[4];
+    ASSERT_EQ(stats_block_boot_changes(a, 300, b, 280, all, 4, &o, many), 0);
+    for (int k = 0; k < 4; k++) {
+        struct stats_change one;
+        ASSERT_EQ(stats_block_boot_change(a, 300, b, 280, all[k], &o, &one), 0);
+        ASSERT_TRUE(one.point == many[k].point && one.lo == many[k].lo &&
+                    one.hi == many[k].hi);
+        ASSERT_TRUE(many[k].lo < many[k].point && many[k].point < many[k].hi);
+    }
+    /* The statistics differ, so the intervals do. */
+    ASSERT_TRUE(many[1].lo != many[3].lo);
+    ASSERT_EQ(stats_block_boot_changes(a, 300, b, 280, all, 0, &o, many),
+              STATS_EINVAL);
+    ASSERT_EQ(stats_block_boot_changes(a, 1, b, 280, all, 4, &o, many),
+              STATS_ETOOFEW);
+}
+
 STAGEPROF_TEST_LIST(STAGEPROF_CASE(quantile_known_values),
                     STAGEPROF_CASE(quantile_matches_sort),
                     STAGEPROF_CASE(mann_whitney_known_values),
@@ -944,4 +976,5 @@ STAGEPROF_TEST_LIST(STAGEPROF_CASE(quantile_known_values),
                     STAGEPROF_CASE(shift_5pct_detected),
                     STAGEPROF_CASE(gate_never_fires_on_identical),
                     STAGEPROF_CASE(block_bootstrap_wider_on_correlated_runs),
-                    STAGEPROF_CASE(block_bootstrap_covers_zero_on_iid))
+                    STAGEPROF_CASE(block_bootstrap_covers_zero_on_iid),
+                    STAGEPROF_CASE(block_changes_share_resamples))

@@ -38,9 +38,8 @@ const childProcess = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
-const {ensure, needInstalled, runCheck} =
+const {ensure, needInstalled, runCheck, launch, openPage} =
     require('./browser_check');
-const url = require('url');
 
 const TOP = 20; /* rows of the stage charts (html_report.c TOP_STAGES) */
 const LABEL_CUT = 24; /* code points of a chart label */
@@ -290,75 +289,6 @@ function readPage() {
   };
 }
 
-/* Coloured pixels (not white, grey or black) inside each box of @png. */
-async function colouredPixels(page, png, boxes) {
-  return page.evaluate(async ([b64, bs]) => {
-    const img = new Image();
-    img.src = 'data:image/png;base64,' + b64;
-    await img.decode();
-    const c = document.createElement('canvas');
-    c.width = img.width;
-    c.height = img.height;
-    const g = c.getContext('2d');
-    g.drawImage(img, 0, 0);
-    const out = {};
-    for (const [id, b] of Object.entries(bs)) {
-      const x = Math.max(0, Math.floor(b.x));
-      const y = Math.max(0, Math.floor(b.y));
-      const w = Math.min(img.width - x, Math.ceil(b.width));
-      const h = Math.min(img.height - y, Math.ceil(b.height));
-      if (w <= 0 || h <= 0) {
-        out[id] = {coloured: 0, area: 0};
-        continue;
-      }
-      const d = g.getImageData(x, y, w, h).data;
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4)
-        if (Math.max(d[i], d[i + 1], d[i + 2]) -
-            Math.min(d[i], d[i + 1], d[i + 2]) > 40)
-          n++;
-      out[id] = {coloured: n, area: w * h};
-    }
-    return out;
-  }, [png.toString('base64'), boxes]);
-}
-
-/*
- * Open @file; fail on any console error, page error, dialog or request
- * but the file's own. The page as readPage() sees it, its screenshot and
- * the coloured pixels of each chart.
- */
-async function openPage(context, decoder, file, shot) {
-  const page = await context.newPage();
-  const problems = [];
-  const requests = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning')
-      problems.push(`console ${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('request', (r) => requests.push(r.url()));
-  const href = url.pathToFileURL(file).href;
-  await page.goto(href, {waitUntil: 'load'});
-  await page.waitForTimeout(200);
-  const seen = await page.evaluate(readPage);
-  const png = await page.screenshot({path: shot, fullPage: true});
-  await page.close();
-  ensure(problems.length === 0, `${path.basename(file)}: ` +
-                                problems.join(' | '));
-  ensure(requests.length === 1 && requests[0] === href,
-         `${path.basename(file)}: requests ${JSON.stringify(requests)}`);
-  const boxes = {};
-  for (const [id, c] of Object.entries(seen.charts))
-    boxes[id] = c.box;
-  seen.pixels = await colouredPixels(decoder, png, boxes);
-  return seen;
-}
-
 const SECTIONS = ['verdict', 'stages', 'latency', 'slowest', 'queues', 'runs',
                   'trace'];
 const CHARTS = ['stage-time', 'latency', 'timeline', 'queue-chart',
@@ -459,23 +389,13 @@ async function check(opts, work) {
   ensure(text.status === 0 && text.stdout.includes(EVIL.stage),
          `hostile: report --format=text: ${text.status}\n${text.stdout}`);
 
-  const context = await chromium.launchPersistentContext(
-      path.join(work, 'profile'), {
-        executablePath: opts.chromium,
-        headless: true,
-        timeout: 20000,
-        viewport: {width: 1100, height: 800},
-        deviceScaleFactor: 1,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic',
-               '--no-first-run', '--disable-background-networking',
-               '--disable-component-update', '--disable-sync'],
-      });
+  const context = await launch(chromium, opts.chromium, work);
   try {
     /* PNGs are decoded on a blank page of their own, not the report's. */
     const decoder = await context.newPage();
     for (const [name, p] of Object.entries(pages)) {
       const shot = path.join(opts.outdir, `html_${name}.png`);
-      const seen = await openPage(context, decoder, p.file, shot);
+      const seen = await openPage(context, decoder, p.file, shot, readPage);
       checkCommon(name, seen, p.json);
       if (name === 'hostile')
         checkHostile(seen, p.json);
