@@ -43,15 +43,11 @@ static const int pct_index[DIFF_NSTAT] = {-1, 0, 2, 3};
 static const enum stats_stat stat_kind[DIFF_NSTAT] = {
     STATS_STAT_MEAN, STATS_STAT_MEDIAN, STATS_STAT_P95, STATS_STAT_P99};
 
-/* Exit 2 with a message: the comparison cannot be made. */
-static noreturn void fail(const struct cli_ctx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static noreturn void fail(const struct cli_ctx *ctx, const char *fmt, ...)
+noreturn void diff_fail(const struct cli_ctx *ctx, const char *fmt, ...)
 {
-    (void)ctx;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "stageprof diff: ");
+    fprintf(stderr, "stageprof %s: ", ctx->cmd ? ctx->cmd : "diff");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -62,7 +58,7 @@ static void *xrealloc(const struct cli_ctx *ctx, void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (q == NULL)
-        fail(ctx, "out of memory");
+        diff_fail(ctx, "out of memory");
     return q;
 }
 
@@ -91,7 +87,7 @@ static struct diff_entry *entry_of(const struct cli_ctx *ctx, struct diff *d,
     memcpy(key + 2 + name_len, cat, cat_len);
     struct strmap_entry *e = strmap_get(d->map, key, klen);
     if (e == NULL)
-        fail(ctx, "out of memory");
+        diff_fail(ctx, "out of memory");
     if (e->value == SIZE_MAX) {
         e->value = d->n;
         d->e = xrealloc(ctx, d->e, (d->n + 1) * sizeof *d->e);
@@ -141,24 +137,32 @@ static void add_series(const struct cli_ctx *ctx, struct diff *d, int side,
     }
 }
 
-static void read_one(const struct cli_ctx *ctx, struct diff *d, int side,
-                     const char *path, int series)
+void diff_add_rep(const struct cli_ctx *ctx, struct diff *d, int side,
+                  char *const *paths, size_t npaths, int series)
 {
     struct agg a;
     struct agg_opts opts;
     memset(&opts, 0, sizeof opts);
     if (agg_init(&a, &opts) != 0)
-        fail(ctx, "out of memory");
+        diff_fail(ctx, "out of memory");
+    d->files[side] = xrealloc(ctx, d->files[side],
+                              (d->nfiles[side] + 1) * sizeof *d->files[side]);
     struct diff_file *f = &d->files[side][d->nfiles[side]];
-    char err[1024];
-    cli_verbose(ctx, 1, "reading %s", path);
-    if (tl_read(path, agg_event, &a, &f->res, err, sizeof err) != 0)
-        fail(ctx, "%s side: %s", side ? "new" : "base", err);
-    if (f->res.dropped > 0)
-        a.dropped = f->res.dropped;
+    memset(f, 0, sizeof *f);
+    for (size_t k = 0; k < npaths; k++) {
+        char err[1024];
+        struct tl_result res;
+        cli_verbose(ctx, 1, "reading %s", paths[k]);
+        if (tl_read(paths[k], agg_event, &a, &res, err, sizeof err) != 0)
+            diff_fail(ctx, "%s: %s", d->side_name[side], err);
+        if (res.dropped > 0)
+            a.dropped += res.dropped;
+        if (k == 0)
+            f->res = res; /* the header of a repetition: its first file */
+    }
     if (agg_finish(&a) != 0)
-        fail(ctx, "out of memory");
-    f->path = path;
+        diff_fail(ctx, "out of memory");
+    f->path = npaths ? paths[0] : "";
     f->stages = a.nstages;
     f->runs = a.rs.count;
     f->throughput = a.rs.throughput;
@@ -189,19 +193,6 @@ static void read_one(const struct cli_ctx *ctx, struct diff *d, int side,
         add_series(ctx, d, side, &a, of_stage);
     free(of_stage);
     agg_fini(&a);
-}
-
-static void read_side(const struct cli_ctx *ctx, struct diff *d, int side,
-                      const char *arg, int series)
-{
-    char err[4200];
-    struct cli_inputs *in = &d->in[side];
-    if (cli_inputs_add(ctx, in, arg, err, sizeof err) != 0)
-        fail(ctx, "%s side: %s", side ? "new" : "base", err);
-    d->files[side] = xrealloc(ctx, NULL, in->n * sizeof *d->files[side]);
-    memset(d->files[side], 0, in->n * sizeof *d->files[side]);
-    for (size_t i = 0; i < in->n; i++)
-        read_one(ctx, d, side, in->paths[i], series);
 }
 
 /* Comparing --------------------------------------------------------------- */
@@ -316,7 +307,7 @@ static void compare_all(const struct cli_ctx *ctx, struct diff *d)
             reachable(d, n);
         if (d->method == DIFF_REPS && n > 0) {
             if (stats_verdicts(col, n, 0) != 0)
-                fail(ctx, "out of memory");
+                diff_fail(ctx, "out of memory");
             n = 0;
             for (size_t i = 0; i < d->n; i++) {
                 struct diff_entry *e = &d->e[i];
@@ -570,7 +561,7 @@ static void environment(const struct cli_ctx *ctx, struct diff *d)
         e->base = strdup(a);
         e->new_ = strdup(b);
         if (e->base == NULL || e->new_ == NULL)
-            fail(ctx, "out of memory");
+            diff_fail(ctx, "out of memory");
     }
     d->cross_machine = d->env[0].differs || d->env[1].differs;
     /* Producers: traces of different tools compare their common stages;
@@ -661,7 +652,7 @@ static void usage(FILE *f)
             rule_grammar);
 }
 
-static void diff_free(struct diff *d)
+void diff_free(struct diff *d)
 {
     for (size_t i = 0; i < d->n; i++)
         for (int s = 0; s < 2; s++) {
@@ -686,6 +677,53 @@ static void diff_free(struct diff *d)
     strmap_free(d->map);
 }
 
+void diff_init(const struct cli_ctx *ctx, struct diff *d)
+{
+    memset(d, 0, sizeof *d);
+    d->seed = 1;
+    d->side_name[0] = "base side";
+    d->side_name[1] = "new side";
+    if ((d->map = strmap_new()) == NULL)
+        diff_fail(ctx, "out of memory");
+    /* The runs are entry 0 (their key's kind keeps a stage named "runs"
+     * apart). */
+    (void)entry_of(ctx, d, DIFF_RUNS, "runs", 4, "", 0);
+}
+
+void diff_finish(const struct cli_ctx *ctx, struct diff *d)
+{
+    size_t n0 = d->nfiles[0], n1 = d->nfiles[1];
+    d->method = n0 >= STATS_MIN_REPS && n1 >= STATS_MIN_REPS ? DIFF_REPS
+                : n0 == 1 && n1 == 1                         ? DIFF_BLOCK
+                                                             : DIFF_TOO_FEW;
+    if (d->resamples == 0)
+        d->resamples = d->method == DIFF_BLOCK ? DIFF_BLOCK_RESAMPLES
+                                               : STATS_BOOT_RESAMPLES;
+    if (d->method == DIFF_BLOCK) {
+        size_t n = d->e[0].side[0].series.n;
+        d->block_len = stats_block_len(n ? n : 1);
+    }
+    environment(ctx, d);
+    compare_all(ctx, d);
+    for (size_t i = 0; i < d->nrules; i++)
+        apply_rule(ctx, d, &d->rules[i]);
+
+    /* Order: stages by rank, then runs and throughput after them. */
+    d->order = xrealloc(ctx, NULL, d->n * sizeof *d->order);
+    for (size_t i = 1; i < d->n; i++)
+        if (d->e[i].side[0].reps && d->e[i].side[1].reps)
+            d->order[d->norder++] = &d->e[i];
+    qsort(d->order, d->norder, sizeof *d->order, cmp_entry);
+    d->common = d->norder;
+    for (size_t i = 1; i < d->n; i++)
+        if (!d->e[i].side[0].reps || !d->e[i].side[1].reps)
+            d->order[d->norder++] = &d->e[i];
+    int fired = 0;
+    for (size_t i = 0; i < d->nrules; i++)
+        fired |= d->rules[i].nhits > 0;
+    d->exit_status = fired ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
 int cmd_diff(struct cli_ctx *ctx, int argc, char **argv)
 {
     enum {
@@ -706,9 +744,7 @@ int cmd_diff(struct cli_ctx *ctx, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct diff d;
-    memset(&d, 0, sizeof d);
-    d.seed = 1;
-    d.resamples = 0; /* STATS_BOOT_RESAMPLES or DIFF_BLOCK_RESAMPLES */
+    diff_init(ctx, &d); /* resamples 0: STATS_BOOT_ or DIFF_BLOCK_RESAMPLES */
     enum cli_format format = CLI_FORMAT_TEXT;
     const char *html = NULL;
     int c;
@@ -723,8 +759,9 @@ int cmd_diff(struct cli_ctx *ctx, int argc, char **argv)
             d.rules = xrealloc(ctx, d.rules, (d.nrules + 1) * sizeof *d.rules);
             if (parse_rule(optarg, &d.rules[d.nrules], why, sizeof why) != 0) {
                 char buf[CLI_PRINTABLE_MAX];
-                fail(ctx, "--fail-on '%s': %s\n%s",
-                     cli_printable(buf, sizeof buf, optarg), why, rule_grammar);
+                diff_fail(ctx, "--fail-on '%s': %s\n%s",
+                          cli_printable(buf, sizeof buf, optarg), why,
+                          rule_grammar);
             }
             d.nrules++;
             break;
@@ -756,59 +793,22 @@ int cmd_diff(struct cli_ctx *ctx, int argc, char **argv)
                         argc - optind);
     d.arg[0] = argv[optind];
     d.arg[1] = argv[optind + 1];
-    if ((d.map = strmap_new()) == NULL)
-        fail(ctx, "out of memory");
-    /* Count the files first: one per side means the run-level fallback,
-     * which needs the series. */
-    struct cli_inputs probe[2];
-    memset(probe, 0, sizeof probe);
+    /* Each file of a side is a repetition. One a side means the run-level
+     * fallback, which needs the series. */
     char err[4200];
     for (int s = 0; s < 2; s++)
-        if (cli_inputs_add(ctx, &probe[s], d.arg[s], err, sizeof err) != 0)
-            fail(ctx, "%s side: %s", s ? "new" : "base", err);
-    size_t n0 = probe[0].n, n1 = probe[1].n;
-    cli_inputs_free(&probe[0]);
-    cli_inputs_free(&probe[1]);
-    d.method = n0 >= STATS_MIN_REPS && n1 >= STATS_MIN_REPS ? DIFF_REPS
-               : n0 == 1 && n1 == 1                         ? DIFF_BLOCK
-                                                            : DIFF_TOO_FEW;
-    /* The runs are entry 0 (their key's kind keeps a stage named "runs"
-     * apart). */
-    (void)entry_of(ctx, &d, DIFF_RUNS, "runs", 4, "", 0);
+        if (cli_inputs_add(ctx, &d.in[s], d.arg[s], err, sizeof err) != 0)
+            diff_fail(ctx, "%s: %s", d.side_name[s], err);
+    int series = d.in[0].n == 1 && d.in[1].n == 1;
     for (int s = 0; s < 2; s++)
-        read_side(ctx, &d, s, d.arg[s], d.method == DIFF_BLOCK);
-    if (d.resamples == 0)
-        d.resamples = d.method == DIFF_BLOCK ? DIFF_BLOCK_RESAMPLES
-                                             : STATS_BOOT_RESAMPLES;
-    if (d.method == DIFF_BLOCK) {
-        size_t n = d.e[0].side[0].series.n;
-        d.block_len = stats_block_len(n ? n : 1);
-    }
-    environment(ctx, &d);
-    compare_all(ctx, &d);
-    for (size_t i = 0; i < d.nrules; i++)
-        apply_rule(ctx, &d, &d.rules[i]);
-
-    /* Order: stages by rank, then runs and throughput after them. */
-    d.order = xrealloc(ctx, NULL, d.n * sizeof *d.order);
-    for (size_t i = 1; i < d.n; i++)
-        if (d.e[i].side[0].reps && d.e[i].side[1].reps)
-            d.order[d.norder++] = &d.e[i];
-    qsort(d.order, d.norder, sizeof *d.order, cmp_entry);
-    d.common = d.norder;
-    for (size_t i = 1; i < d.n; i++)
-        if (!d.e[i].side[0].reps || !d.e[i].side[1].reps)
-            d.order[d.norder++] = &d.e[i];
-
-    int fired = 0;
-    for (size_t i = 0; i < d.nrules; i++)
-        fired |= d.rules[i].nhits > 0;
-    d.exit_status = fired ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+        for (size_t i = 0; i < d.in[s].n; i++)
+            diff_add_rep(ctx, &d, s, &d.in[s].paths[i], 1, series);
+    diff_finish(ctx, &d);
     if (d.common == 0)
         cli_warn(ctx, "no stage in common: the traces are of unrelated "
                       "workloads, or a side is empty");
     if (html != NULL && diff_html(&d, html, err, sizeof err) != 0)
-        fail(ctx, "%s", err);
+        diff_fail(ctx, "%s", err);
     if (format == CLI_FORMAT_JSON)
         diff_print_json(ctx, &d);
     else

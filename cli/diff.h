@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdnoreturn.h>
 
 #include "cli.h"
 #include "stats.h"
@@ -100,6 +101,7 @@ struct diff_env {
 
 struct diff {
     const char *arg[2];
+    const char *side_name[2]; /* in messages: "base side", "new side" */
     struct cli_inputs in[2];
     struct diff_file *files[2];
     size_t nfiles[2];
@@ -123,12 +125,47 @@ struct diff {
     int exit_status;
 };
 
+/*
+ * The steps of a comparison, also used by `sweep`: diff_init(), then each
+ * side's repetitions with diff_add_rep() (set arg, side_name, seed,
+ * resamples, rules between), then diff_finish(); diff_free() at the end.
+ * Errors (an unreadable trace, no memory) exit 2 through diff_fail().
+ */
+void diff_init(const struct cli_ctx *ctx, struct diff *d);
+/* One repetition of @side: the trace files @paths, read as one (a
+ * process and the children it forked); @series: keep the durations in run
+ * order, for a comparison of one trace a side. */
+void diff_add_rep(const struct cli_ctx *ctx, struct diff *d, int side,
+                  char *const *paths, size_t npaths, int series);
+/* The method, the environment, every comparison, the rules, the order. */
+void diff_finish(const struct cli_ctx *ctx, struct diff *d);
+void diff_free(struct diff *d);
+/* "stageprof <command>: <message>" on stderr, exit 2. */
+noreturn void diff_fail(const struct cli_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* The terminal table (colour on a terminal), or Markdown (@md). */
 void diff_print_text(const struct cli_ctx *ctx, const struct diff *d, int md);
 /* The JSON document (docs/cli/stageprof-diff.md). */
 void diff_print_json(const struct cli_ctx *ctx, const struct diff *d);
 /* The HTML page into @path; 0, or -1 with the reason in @err. */
 int diff_html(const struct diff *d, const char *path, char *err, size_t errlen);
+/* One row of an interval chart: a label and a change with its verdict. */
+struct diff_row {
+    const char *label; /* may hold NULs inside */
+    size_t label_len;
+    struct stats_change change;
+    const char *verdict; /* "slower", "faster", "no change", ... */
+};
+struct strbuf;
+/*
+ * An SVG chart (svg.chart.interval, data-stat=@stat): one g.row per row
+ * (data-verdict), its interval (line.ci) and estimate (circle.est) across
+ * a zero line, coloured by verdict; labels escaped.
+ */
+void diff_interval_svg(struct strbuf *sb, const char *stat,
+                       const struct diff_row *rows, size_t n);
+
 /* A relative change as "+12.3%", or @unknown when it is not finite. */
 const char *diff_pct(char *buf, size_t len, double v, const char *unknown);
 /* "slower", "faster", "no change", "too few to judge", ... for @e's

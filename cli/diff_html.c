@@ -17,6 +17,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "diff.h"
@@ -79,14 +80,12 @@ static double xpos(double v, double lo, double hi)
     return PLOT_X + (clamp(v) - lo) / (hi - lo) * PLOT_W;
 }
 
-/* The interval chart of statistic @k over the common stages and runs. */
-static void interval_chart(struct strbuf *sb, const struct diff *d, int k)
+void diff_interval_svg(struct strbuf *sb, const char *stat,
+                       const struct diff_row *rows, size_t n)
 {
-    size_t n = d->common + 1;
     double lo = 0, hi = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct diff_entry *e = i < d->common ? d->order[i] : &d->e[0];
-        const struct stats_change *c = &e->cmp[k].change;
+        const struct stats_change *c = &rows[i].change;
         double v[3] = {c->point, c->lo, c->hi};
         for (int j = 0; j < 3; j++)
             if (isfinite(v[j])) {
@@ -102,10 +101,9 @@ static void interval_chart(struct strbuf *sb, const struct diff *d, int k)
     stageprof__sb_addf(sb,
                        "<svg class=\"chart interval\" data-stat=\"%s\" "
                        "viewBox=\"0 0 %d %.0f\" width=\"%d\" height=\"%.0f\" "
-                       "role=\"img\" aria-label=\"relative change of %s per "
-                       "stage with its 95%% interval\">\n",
-                       diff_stat_names[k], SVG_W, h, SVG_W, h,
-                       diff_stat_names[k]);
+                       "role=\"img\" aria-label=\"relative change of %s "
+                       "with its 95%% interval\">\n",
+                       stat, SVG_W, h, SVG_W, h, stat);
     /* Axis: five ticks and the zero line. */
     stageprof__sb_adds(sb, "<g class=\"axis\">");
     for (int t = 0; t <= 4; t++) {
@@ -124,39 +122,84 @@ static void interval_chart(struct strbuf *sb, const struct diff *d, int k)
                        "x2=\"%.1f\" y2=\"%.0f\" stroke=\"#333\"/>\n",
                        x0, AXIS_H - 6, x0, h - 4);
     for (size_t i = 0; i < n; i++) {
-        const struct diff_entry *e = i < d->common ? d->order[i] : &d->e[0];
-        const struct stats_compare *c = &e->cmp[k];
-        const char *v = diff_verdict(d, e, k);
-        const char *col = color_of(v);
+        const struct diff_row *r = &rows[i];
+        const struct stats_change *c = &r->change;
+        const char *col = color_of(r->verdict);
         double y = AXIS_H + (double)i * ROW_H + ROW_H / 2.0;
-        stageprof__sb_addf(sb, "<g class=\"row\" data-verdict=\"%s\">", v);
+        stageprof__sb_addf(sb, "<g class=\"row\" data-verdict=\"%s\">",
+                           r->verdict);
         stageprof__sb_addf(sb, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">",
                            LABEL_X, y + 4);
-        esc_entry(sb, d, e, NAME_CUT);
+        html_esc_cut(sb, r->label, r->label_len, NAME_CUT);
         stageprof__sb_adds(sb, "</text>");
-        if (isfinite(c->change.lo) && isfinite(c->change.hi))
+        if (isfinite(c->lo) && isfinite(c->hi))
             stageprof__sb_addf(sb,
                                "<line class=\"ci\" x1=\"%.1f\" y1=\"%.1f\" "
                                "x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                                "stroke-width=\"3\"/>",
-                               xpos(c->change.lo, lo, hi), y,
-                               xpos(c->change.hi, lo, hi), y, col);
-        if (isfinite(c->change.point))
+                               xpos(c->lo, lo, hi), y, xpos(c->hi, lo, hi), y,
+                               col);
+        if (isfinite(c->point))
             stageprof__sb_addf(sb,
                                "<circle class=\"est\" cx=\"%.1f\" cy=\"%.1f\" "
                                "r=\"5\" fill=\"%s\"/>",
-                               xpos(c->change.point, lo, hi), y, col);
+                               xpos(c->point, lo, hi), y, col);
         char b1[32], b2[32], b3[32];
         stageprof__sb_addf(sb,
                            "<text class=\"value\" x=\"%d\" y=\"%.1f\">%s "
                            "[%s, %s]</text><title>",
-                           VALUE_X, y + 4, pct(b1, sizeof b1, c->change.point),
-                           pct(b2, sizeof b2, c->change.lo),
-                           pct(b3, sizeof b3, c->change.hi));
-        esc_entry(sb, d, e, TEXT_CUT);
-        stageprof__sb_addf(sb, ": %s %s</title></g>\n", diff_stat_names[k], v);
+                           VALUE_X, y + 4, pct(b1, sizeof b1, c->point),
+                           pct(b2, sizeof b2, c->lo),
+                           pct(b3, sizeof b3, c->hi));
+        html_esc_cut(sb, r->label, r->label_len, TEXT_CUT);
+        stageprof__sb_addf(sb, ": %s %s</title></g>\n", stat, r->verdict);
     }
     stageprof__sb_adds(sb, "</svg>\n");
+}
+
+/* The interval chart of statistic @k over the common stages and runs. */
+static void interval_chart(struct strbuf *sb, const struct diff *d, int k)
+{
+    size_t n = d->common + 1;
+    struct diff_row *rows = calloc(n, sizeof *rows);
+    struct strbuf names;
+    stageprof__sb_init(&names, NULL, NULL);
+    size_t *at = calloc(n + 1, sizeof *at);
+    if (rows == NULL || at == NULL) {
+        sb->oom = 1;
+        free(rows);
+        free(at);
+        return;
+    }
+    /* The labels, "name (category)", one after the other. */
+    for (size_t i = 0; i < n; i++) {
+        const struct diff_entry *e = i < d->common ? d->order[i] : &d->e[0];
+        at[i] = names.len;
+        if (e == &d->e[0]) {
+            stageprof__sb_adds(&names, "runs (end to end)");
+        } else {
+            stageprof__sb_add(&names, e->name, e->name_len);
+            if (e->cat_len) {
+                stageprof__sb_adds(&names, " (");
+                stageprof__sb_add(&names, e->cat, e->cat_len);
+                stageprof__sb_adds(&names, ")");
+            }
+        }
+        rows[i].change = e->cmp[k].change;
+        rows[i].verdict = diff_verdict(d, e, k);
+    }
+    at[n] = names.len;
+    for (size_t i = 0; i < n && !names.oom; i++) {
+        rows[i].label = names.buf + at[i];
+        rows[i].label_len = at[i + 1] - at[i];
+    }
+    if (names.oom)
+        sb->oom = 1;
+    else
+        diff_interval_svg(sb, diff_stat_names[k], rows, n);
+    stageprof__sb_fini(&names);
+    free(rows);
+    free(at);
 }
 
 static void figures_row(struct strbuf *sb, const struct diff *d,

@@ -24,6 +24,7 @@ static const struct cli_command commands[] = {
     {"help", cmd_help, "show the commands, or the usage of one"},
     {"record", cmd_record, "run a program with tracing on, report its traces"},
     {"report", cmd_report, "per-stage statistics of Chrome traces"},
+    {"sweep", cmd_sweep, "run a command over parameter variants, compare them"},
     {"top", cmd_top, "live per-stage view of a running process's /metrics"},
     {"version", cmd_version,
      "print the versions of stageprof and libstageprof"},
