@@ -7,7 +7,7 @@
 #   make asan       sanitizer build in build-asan/ and its tests
 #   make tsan       sanitizer build in build-tsan/ and its tests
 #   make bench      build and run every program in bench/ (the C ones;
-#                   not bench-report, bench-capture or bench-diff)
+#                   not bench-report, bench-capture, bench-diff, bench-sql)
 #   make bench-report  the speed and memory of `stageprof report` on a
 #                   generated 1 GiB trace beside Python json and jq:
 #                   minutes, about 7 GB of memory, 1.1 GB kept in /tmp
@@ -16,6 +16,8 @@
 #                   back: 6 pairs of 10 s runs, about 2.5 minutes
 #   make bench-diff  `stageprof diff` against `report` on two generated
 #                   256 MiB traces: about a minute once they exist
+#   make bench-sql  `stageprof sql` loading a generated trace against
+#                   sqlite3's .import of the same rows from CSV
 #   make fuzz       fuzz the trace reader for FUZZ_SECONDS (default 600) in
 #                   build-fuzz/, built with clang, ASan and UBSan
 #   make install    install into $(PREFIX) (default /usr/local)
@@ -66,7 +68,7 @@ C_SOURCES = $(shell git ls-files -co --exclude-standard -- \
 	'examples/*.[ch]' 2>/dev/null)
 
 .PHONY: all deps configure build run test test-build asan tsan bench \
-	bench-report bench-capture bench-diff fuzz install format format-check clean
+	bench-report bench-capture bench-diff bench-sql fuzz install format format-check clean
 
 all: build
 
@@ -158,6 +160,14 @@ BENCH_DIFF_ARGS ?=
 bench-diff: build
 	$(PYTHON) bench/bench_diff.py --stageprof $(BUILD)/stageprof \
 		$(BENCH_DIFF_ARGS)
+
+# On demand: `stageprof sql` loading a large generated trace against the
+# sqlite3 shell's .import of the same rows (BENCH_SQL_ARGS).
+BENCH_SQL_ARGS ?=
+
+bench-sql: build
+	$(PYTHON) bench/bench_sql.py --stageprof $(BUILD)/stageprof \
+		$(BENCH_SQL_ARGS)
 
 # The fuzzer of `stageprof report`'s trace reader (tests/fuzz/): its own
 # tree, configured with clang and ASan+UBSan; the corpus it grows is kept

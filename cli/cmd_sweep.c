@@ -1025,18 +1025,12 @@ static int write_html(const struct sweep *w, const struct report *rp, char *err,
                            html_dur(b1, sizeof b1, x->d.e[0].fig[1][1]),
                            html_dur(b2, sizeof b2, x->d.e[0].fig[1][3]));
     }
-    stageprof__sb_adds(&sb, "</table>\n<footer>Written by stageprof sweep."
-                            "</footer>\n</main>\n</body>\n</html>\n");
+    stageprof__sb_adds(&sb, "</table>\n");
     free(rows);
     free(at);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/sweep.html", w->dir);
-    int rc = -1;
-    if (sb.oom || names.oom)
-        snprintf(err, errlen, "%.200s: out of memory", path);
-    else
-        rc = html_write_atomic(path, sb.buf, sb.len, err, errlen);
-    stageprof__sb_fini(&sb);
+    int rc = html_finish(&sb, "sweep", names.oom, path, err, errlen);
     stageprof__sb_fini(&names);
     return rc;
 }

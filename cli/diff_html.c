@@ -378,13 +378,5 @@ int diff_html(const struct diff *d, const char *path, char *err, size_t errlen)
         pct(b2, sizeof b2, t->cmp[0].change.lo),
         pct(b3, sizeof b3, t->cmp[0].change.hi), diff_verdict(d, t, 0));
     section_only(&sb, d);
-    stageprof__sb_adds(&sb, "<footer>Written by stageprof diff --html."
-                            "</footer>\n</main>\n</body>\n</html>\n");
-    int rc = -1;
-    if (!sb.oom)
-        rc = html_write_atomic(path, sb.buf, sb.len, err, errlen);
-    else
-        snprintf(err, errlen, "cannot write %s: out of memory", path);
-    stageprof__sb_fini(&sb);
-    return rc;
+    return html_finish(&sb, "diff --html", 0, path, err, errlen);
 }

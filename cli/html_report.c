@@ -1527,9 +1527,6 @@ static void page(struct strbuf *sb, const struct agg *a,
     section_queues(sb, a);
     section_runs(sb, a);
     section_trace(sb, a, f);
-    stageprof__sb_adds(sb, "<footer>Written by stageprof report --html."
-                           "</footer>\n</main>\n"
-                           "</body>\n</html>\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1573,6 +1570,22 @@ int html_write_atomic(const char *path, const char *data, size_t len, char *err,
     return bad ? -1 : 0;
 }
 
+int html_finish(struct strbuf *sb, const char *command, int oom,
+                const char *path, char *err, size_t errlen)
+{
+    stageprof__sb_addf(sb,
+                       "<footer>Written by stageprof %s.</footer>\n</main>\n"
+                       "</body>\n</html>\n",
+                       command);
+    int rc = -1;
+    if (sb->oom || oom)
+        snprintf(err, errlen, "cannot write %s: out of memory", path);
+    else
+        rc = html_write_atomic(path, sb->buf, sb->len, err, errlen);
+    stageprof__sb_fini(sb);
+    return rc;
+}
+
 int html_report_write(const char *path, const struct agg *a,
                       struct agg_stage *const *stages, size_t nstages,
                       const struct html_facts *f, char *err, size_t errlen)
@@ -1580,13 +1593,5 @@ int html_report_write(const char *path, const struct agg *a,
     struct strbuf sb;
     stageprof__sb_init(&sb, NULL, NULL);
     page(&sb, a, stages, nstages, f);
-    int rc;
-    if (sb.oom || f->oom) {
-        snprintf(err, errlen, "cannot write %s: out of memory", path);
-        rc = -1;
-    } else {
-        rc = html_write_atomic(path, sb.buf, sb.len, err, errlen);
-    }
-    stageprof__sb_fini(&sb);
-    return rc;
+    return html_finish(&sb, "report --html", f->oom, path, err, errlen);
 }

@@ -70,6 +70,11 @@ const char *html_dur(char *buf, size_t len, double ns);
 /* The page's head (strict CSP: no script, nothing fetched), the shared
  * stylesheet, and <h1>@title</h1>. */
 void html_head(struct strbuf *sb, const char *title);
+/* End the page begun by html_head() (a footer naming "stageprof
+ * @command"), write it to @path with html_write_atomic() unless @sb or the
+ * caller (@oom) ran out of memory, and free @sb; 0 or -1 (@err). */
+int html_finish(struct strbuf *sb, const char *command, int oom,
+                const char *path, char *err, size_t errlen);
 /* @len bytes to @path through @path.tmp and a rename; 0, or -1 with the
  * reason in @err. */
 int html_write_atomic(const char *path, const char *data, size_t len, char *err,

@@ -49,6 +49,7 @@ struct scan {
     unsigned char *stack;
     size_t scap;
     struct tl_result *res;
+    unsigned flags; /* TL_ALL_ARGS */
 };
 
 /* Input ------------------------------------------------------------------- */
@@ -913,7 +914,8 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
             /* Only counters use every value: for an event whose phase is
              * known and not C, the others are skipped unread. */
             read_args(s, keys, vals, &ev.nargs, &argname,
-                      !ph.set || ph.len != 1 || s->arena[ph.off] == 'C');
+                      (s->flags & TL_ALL_ARGS) || !ph.set || ph.len != 1 ||
+                          s->arena[ph.off] == 'C');
         } else {
             skip_value(s);
         }
@@ -930,8 +932,9 @@ static int read_event(struct scan *s, tl_event_cb cb, void *arg)
     for (int i = 0; i < ev.nargs; i++) {
         ev.args[i].key = resolve(s, &keys[i]);
         /* Only counters use the values: the others skip strtod. */
-        ev.args[i].value =
-            ev.ph == 'C' ? strtod(s->arena + vals[i].off, NULL) : 0.0;
+        ev.args[i].value = ev.ph == 'C' || (s->flags & TL_ALL_ARGS)
+                               ? strtod(s->arena + vals[i].off, NULL)
+                               : 0.0;
         if (keyis(s, &ev.args[i].key, "run")) {
             /* A run id: a whole number, read exactly. */
             const char *d = s->arena + vals[i].off;
@@ -1210,6 +1213,12 @@ static int line_col(const char *path, uint64_t at, uint64_t *line,
 int tl_read(const char *path, tl_event_cb cb, void *arg, struct tl_result *res,
             char *err, size_t errlen)
 {
+    return tl_read_opts(path, cb, arg, 0, res, err, errlen);
+}
+
+int tl_read_opts(const char *path, tl_event_cb cb, void *arg, unsigned flags,
+                 struct tl_result *res, char *err, size_t errlen)
+{
     struct scan *s = calloc(1, sizeof *s);
     memset(res, 0, sizeof *res);
     res->producer = "chrome";
@@ -1228,6 +1237,7 @@ int tl_read(const char *path, tl_event_cb cb, void *arg, struct tl_result *res,
     s->chunk =
         bytes >= 1 && bytes <= (long)BUF_SIZE ? (unsigned)bytes : BUF_SIZE;
     s->path = path;
+    s->flags = flags;
     s->err = err;
     s->errlen = errlen;
     s->res = res;

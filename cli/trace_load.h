@@ -99,6 +99,14 @@ struct tl_result {
  * for each event. Returns 0 (the file was read, maybe truncated: see
  * @res), or -1 with "<path>: <what>" in @err.
  */
+/* tl_read_opts flags. */
+enum {
+    TL_ALL_ARGS = 1 /* every event's numeric args (the first TL_MAX_ARGS),
+                       values converted; default: counters' only, and
+                       args.run of the others */
+};
+int tl_read_opts(const char *path, tl_event_cb cb, void *arg, unsigned flags,
+                 struct tl_result *res, char *err, size_t errlen);
 int tl_read(const char *path, tl_event_cb cb, void *arg, struct tl_result *res,
             char *err, size_t errlen);
 

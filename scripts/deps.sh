@@ -23,12 +23,14 @@ cd "$(dirname "$0")/.."
 # checks the alert rules in deploy/ and whose server scrapes the tests'
 # endpoints, libmicrohttpd for the library's /metrics endpoint and the
 # example model server, wrk, which loads that server, libcurl (OpenSSL
-# flavour), the CLI's HTTP client (`stageprof top`, later `capture`), and
-# tmux, the real terminal that top's interactive test runs in.
+# flavour), the CLI's HTTP client (`stageprof top`, later `capture`),
+# tmux, the real terminal that top's interactive test runs in, and SQLite
+# (the library for `stageprof sql` and `history`, the sqlite3 shell whose
+# .import the sql benchmark sets beside the loader).
 packages="build-essential cmake pkg-config zlib1g-dev python3 valgrind git
 ca-certificates clang-format nodejs npm chromium darknet libjpeg-dev
 python3-torch python3-torchvision clang libclang-rt-14-dev jq prometheus
-libmicrohttpd-dev wrk libcurl4-openssl-dev tmux"
+libmicrohttpd-dev wrk libcurl4-openssl-dev tmux libsqlite3-dev sqlite3"
 
 # have_package NAME - the package is installed, or (for tools that may come
 # from another source, e.g. a nodejs that bundles npm) its program is.
