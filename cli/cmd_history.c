@@ -23,9 +23,11 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "agg.h"
 #include "cli.h"
@@ -508,6 +510,26 @@ static void parse(struct cli_ctx *ctx, struct opts *o, int argc, char **argv)
 /* add                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* "SIZE:CRC32" of the file's bytes into @out, or "" when unreadable. */
+static void file_digest(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return;
+    unsigned char buf[1 << 16];
+    uLong crc = crc32(0L, Z_NULL, 0);
+    unsigned long long size = 0;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        crc = crc32(crc, buf, (uInt)n);
+        size += n;
+    }
+    if (!ferror(f))
+        snprintf(out, len, "%llu:%08lx", size, (unsigned long)crc);
+    fclose(f);
+}
+
 /* Read one trace into @t (its stages' names copied). */
 static void read_trace(const struct cli_ctx *ctx, const char *path,
                        struct history_trace *t)
@@ -564,6 +586,8 @@ static void read_trace(const struct cli_ctx *ctx, const char *path,
     if (t->nstages == 0 && t->runs == 0)
         fail(CLI_EXIT_FAIL, "%s holds no stage and no run; nothing was added",
              path);
+    if (strcmp(path, "-") != 0)
+        file_digest(path, t->digest, sizeof t->digest);
     /* Stored absolute, so the entry still names the file from elsewhere
      * (standard input stays "-"). */
     char *abs = strcmp(path, "-") != 0 ? realpath(path, NULL) : NULL;
@@ -605,6 +629,12 @@ static int run_add(struct cli_ctx *ctx, struct opts *o, int argc, char **argv)
         fail(CLI_EXIT_FAIL, "%s; nothing was added", err);
     }
     history_close(&h);
+    for (size_t i = 0; i < in.n; i++)
+        if (t[i].again != 0)
+            cli_warn(ctx,
+                     "%s was added before, in entry %lld: stored again (a "
+                     "trend counts it twice)",
+                     t[i].path, t[i].again);
     printf("added entry %lld to %s: %zu trace%s, %zu stage rows, %llu "
            "runs\n",
            id, o->db, in.n, in.n == 1 ? "" : "s", nstages,

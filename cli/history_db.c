@@ -70,7 +70,14 @@ static const char schema_v1[] =
     " PRIMARY KEY (trace_id, name, category)) WITHOUT ROWID;"
     "CREATE INDEX stages_by_name ON stages(name, category);";
 
-static const char *const migrations[HISTORY_SCHEMA_VERSION] = {schema_v1};
+/* Version 2: each trace's digest, so that adding the same file twice is
+ * noticed (older rows have none). */
+static const char schema_v2[] =
+    "ALTER TABLE traces ADD COLUMN digest TEXT;"
+    "CREATE INDEX traces_by_digest ON traces(digest);";
+
+static const char *const migrations[HISTORY_SCHEMA_VERSION] = {schema_v1,
+                                                               schema_v2};
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -292,13 +299,8 @@ int history_open(struct history *h, const char *path, int write, int busy_ms,
         snprintf(err, errlen, "the history at %s is empty", path);
         return 1;
     }
-    if (ok == 0 && !write && hd.version < HISTORY_SCHEMA_VERSION) {
-        snprintf(err, errlen,
-                 "%s has the older history schema version %lld: the next "
-                 "`stageprof history add` migrates it to %d",
-                 path, hd.version, HISTORY_SCHEMA_VERSION);
-        return -1;
-    }
+    /* An older schema is read as it is (the reads use no column added
+     * since version 1); the next add migrates it. */
     return 0;
 }
 
@@ -411,6 +413,9 @@ static int insert_trace(struct history *h, sqlite3_stmt *ins_trace,
             bind_real(st, i, t->run_ns[k]);
     if (t->throughput > 0)
         bind_real(st, i, t->throughput);
+    i++;
+    if (t->digest[0] != '\0')
+        bind_str(st, i, t->digest);
     if (step_done(h, st, err, errlen) != 0)
         return -1;
     long long trace = sqlite3_last_insert_rowid(h->db);
@@ -432,11 +437,40 @@ static int insert_trace(struct history *h, sqlite3_stmt *ins_trace,
     return 0;
 }
 
+/* The earliest entry holding a trace with @t's digest, into t->again. */
+static int find_again(struct history *h, sqlite3_stmt *st,
+                      struct history_trace *t, char *err, size_t errlen)
+{
+    t->again = 0;
+    if (t->digest[0] == '\0')
+        return 0;
+    bind_str(st, 1, t->digest);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        t->again = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        why(h, rc, 1, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
 static int add_rows(struct history *h, const struct history_label *labels,
-                    size_t nlabels, const struct history_trace *traces,
+                    size_t nlabels, struct history_trace *traces,
                     size_t ntraces, const char *added_at, long long *id,
                     char *err, size_t errlen)
 {
+    sqlite3_stmt *again = NULL;
+    if (prepare(h, "SELECT min(entry_id) FROM traces WHERE digest = ?", &again,
+                err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < ntraces; i++)
+        if (find_again(h, again, &traces[i], err, errlen) != 0) {
+            sqlite3_finalize(again);
+            return -1;
+        }
+    sqlite3_finalize(again);
     sqlite3_stmt *ins_entry = NULL, *ins_label = NULL, *ins_trace = NULL,
                  *ins_stage = NULL;
     int rc = -1;
@@ -451,8 +485,8 @@ static int add_rows(struct history *h, const struct history_label *labels,
                 " truncated, complete, dropped, host, cpu_model, cores,"
                 " kernel, arch, version, clock, config, command_line, runs,"
                 " run_mean_ns, run_p50_ns, run_p95_ns, run_p99_ns,"
-                " throughput) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                "?,?,?,?,?)",
+                " throughput, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                "?,?,?,?,?,?,?,?,?)",
                 &ins_trace, err, errlen) != 0 ||
         prepare(h,
                 "INSERT OR IGNORE INTO stages (trace_id, name, category,"
@@ -486,9 +520,8 @@ out:
 }
 
 int history_add(struct history *h, const struct history_label *labels,
-                size_t nlabels, const struct history_trace *traces,
-                size_t ntraces, const char *added_at, long long *id, char *err,
-                size_t errlen)
+                size_t nlabels, struct history_trace *traces, size_t ntraces,
+                const char *added_at, long long *id, char *err, size_t errlen)
 {
     /* IMMEDIATE: take the write lock now, waiting for other writers,
      * rather than upgrade a read lock later (which fails at once when two

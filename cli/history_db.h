@@ -3,12 +3,13 @@
  * of entries, each holding the summaries of one or more traces with the
  * labels they were added with.
  *
- * Schema version 1 (PRAGMA user_version, PRAGMA application_id
+ * Schema version 2 (PRAGMA user_version, PRAGMA application_id
  * HISTORY_APP_ID); docs/cli/stageprof-history.md lists the columns:
  *
  *     entries (id, added_at, stageprof_version)       one per `add`
  *       labels (entry_id, key, value)                 its k=v labels
- *       traces (id, entry_id, seq, path, metadata, runs figures)
+ *       traces (id, entry_id, seq, path, metadata, runs figures,
+ *               digest: the file's size and CRC-32, version 2)
  *         stages (trace_id, name, category, figures)  one per stage
  *
  * Writers take the lock with BEGIN IMMEDIATE and wait for one another
@@ -26,7 +27,7 @@
 
 #include "trace_load.h"
 
-#define HISTORY_SCHEMA_VERSION 1
+#define HISTORY_SCHEMA_VERSION 2
 #define HISTORY_APP_ID 0x73706831 /* "sph1" */
 
 /* The statistics stored per stage and per trace's runs, in this order. */
@@ -60,6 +61,8 @@ struct history_stage {
 /* One trace, as `add` stores it. */
 struct history_trace {
     const char *path;
+    char digest[48];      /* "SIZE:CRC32" of the file's bytes; "" none */
+    long long again;      /* out: an entry that holds the same file, 0 */
     struct tl_result res; /* producer, events, completeness, header */
     uint64_t runs;
     double run_ns[HISTORY_NSTAT]; /* when runs > 0 */
@@ -108,13 +111,14 @@ void history_close(struct history *h);
  * history_add - store one entry: @labels (validated by the caller) and
  * @ntraces traces, in one transaction (BEGIN IMMEDIATE), creating or
  * migrating the schema inside the same transaction. @added_at is the
- * UTC time "YYYY-MM-DDTHH:MM:SSZ". The new entry's id goes to @id.
+ * UTC time "YYYY-MM-DDTHH:MM:SSZ". The new entry's id goes to @id; a
+ * trace whose digest an earlier entry holds gets that entry in .again
+ * (it is stored all the same).
  * Returns 0, or -1 with the reason in @err; then nothing was written.
  */
 int history_add(struct history *h, const struct history_label *labels,
-                size_t nlabels, const struct history_trace *traces,
-                size_t ntraces, const char *added_at, long long *id, char *err,
-                size_t errlen);
+                size_t nlabels, struct history_trace *traces, size_t ntraces,
+                const char *added_at, long long *id, char *err, size_t errlen);
 
 /*
  * history_entries - the entries carrying every label of @filter, oldest

@@ -19,6 +19,11 @@ MODE:
               computed here; a step in one stage fires (exit 1) naming that
               stage; too little history is said so (exit 0); --window,
               --k, --label filters.
+  migrate     a file of schema version 1 (written here with that
+              version's schema): read as it is, migrated to version 2 by
+              the next add (its rows kept, digests from then on), a failed
+              migration leaving it byte for byte as it was; the same file
+              added twice is said so.
   concurrent  8 processes adding 10 entries each at once, while others
               list: every add succeeds, every row is there once, and the
               file passes SQLite's integrity check.
@@ -37,12 +42,14 @@ import json
 import math
 import os
 import random
+import re
 import sqlite3
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -188,8 +195,8 @@ def added_id(p):
 def check_schema(db):
     con = sqlite3.connect(db)
     try:
-        ensure(con.execute("PRAGMA user_version").fetchone()[0] == 1,
-               "schema version is not 1")
+        ensure(con.execute("PRAGMA user_version").fetchone()[0] == 2,
+               "schema version is not 2")
         ensure(con.execute("PRAGMA application_id").fetchone()[0]
                == 0x73706831, "application id is not 'sph1'")
         tables = {r[0] for r in con.execute(
@@ -207,7 +214,8 @@ def check_schema(db):
             ensure(cols[t] == want, "%s columns %s" % (t, cols[t]))
         for c in ("entry_id", "seq", "path", "producer", "host", "cpu_model",
                   "cores", "kernel", "version", "clock", "config",
-                  "command_line", "runs", "run_p95_ns", "throughput"):
+                  "command_line", "runs", "run_p95_ns", "throughput",
+                  "digest"):
             ensure(c in cols["traces"], "traces has no column %s" % c)
         ensure(con.execute("PRAGMA journal_mode").fetchone()[0] == "delete",
                "journal mode is not the rollback journal")
@@ -499,6 +507,108 @@ def mode_check(work):
 # concurrent
 
 
+# The schema of version 1 exactly as that version created it: the input of
+# the migration test (a file written before digests existed).
+SCHEMA_V1 = """
+CREATE TABLE entries (id INTEGER PRIMARY KEY, added_at TEXT NOT NULL,
+  stageprof_version TEXT NOT NULL);
+CREATE TABLE labels (entry_id INTEGER NOT NULL REFERENCES entries(id)
+  ON DELETE CASCADE, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (entry_id, key)) WITHOUT ROWID;
+CREATE INDEX labels_by_key ON labels(key, value);
+CREATE TABLE traces (id INTEGER PRIMARY KEY, entry_id INTEGER NOT NULL
+  REFERENCES entries(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+  path TEXT NOT NULL, producer TEXT NOT NULL, events INTEGER NOT NULL,
+  truncated INTEGER NOT NULL, complete INTEGER, dropped INTEGER, host TEXT,
+  cpu_model TEXT, cores INTEGER, kernel TEXT, arch TEXT, version TEXT,
+  clock TEXT, config TEXT, command_line TEXT, runs INTEGER NOT NULL,
+  run_mean_ns REAL, run_p50_ns REAL, run_p95_ns REAL, run_p99_ns REAL,
+  throughput REAL, UNIQUE (entry_id, seq));
+CREATE TABLE stages (trace_id INTEGER NOT NULL REFERENCES traces(id)
+  ON DELETE CASCADE, name TEXT NOT NULL, category TEXT NOT NULL,
+  async INTEGER NOT NULL, count INTEGER NOT NULL, total_ns INTEGER NOT NULL,
+  mean_ns REAL, p50_ns REAL, p95_ns REAL, p99_ns REAL,
+  PRIMARY KEY (trace_id, name, category)) WITHOUT ROWID;
+CREATE INDEX stages_by_name ON stages(name, category);
+PRAGMA application_id = 1936746545;
+PRAGMA user_version = 1;
+"""
+
+
+def mode_migrate(work):
+    """A version 1 file: read as it is; the next add migrates it to 2 in
+    its own transaction (old rows kept, digests from then on); a migration
+    that fails leaves the file as it was; the same file added twice is
+    said so."""
+    db = os.path.join(work, "v1.sqlite")
+    con = sqlite3.connect(db)
+    con.executescript(SCHEMA_V1)
+    con.execute("INSERT INTO entries VALUES (1, '2026-01-01T00:00:00Z', "
+                "'0.0.9')")
+    con.execute("INSERT INTO labels VALUES (1, 'commit', 'old')")
+    con.execute("INSERT INTO traces (id, entry_id, seq, path, producer, "
+                "events, truncated, runs, run_p95_ns) VALUES "
+                "(1, 1, 0, '/old.json', 'stageprof', 10, 0, 4, 5e6)")
+    con.execute("INSERT INTO stages VALUES (1, 'infer', 'compute', 0, 4, "
+                "16000000, 4e6, 4e6, 5e6, 5e6)")
+    con.commit()
+    con.close()
+    # Read as it is: nothing written.
+    before = digest(db)
+    doc = run_json(["list", "--db", db, "--format", "json"])
+    ensure(len(doc["entries"]) == 1 and
+           doc["entries"][0]["labels"] == {"commit": "old"},
+           "list of a version 1 file: %r" % doc)
+    run(["show", "--db", db, "--stage", "infer"])
+    untouched(db, before, "reading a version 1 file")
+
+    trace = os.path.join(work, "t.json")
+    write_trace(trace, 7)
+    p = run(["add", trace, "--db", db, "--label", "commit=new"])
+    con = sqlite3.connect(db)
+    try:
+        ensure(con.execute("PRAGMA user_version").fetchone()[0] == 2,
+               "not migrated to version 2")
+        rows_ = con.execute("SELECT id, digest FROM traces ORDER BY id"
+                            ).fetchall()
+        ensure(rows_[0] == (1, None) and rows_[1][1] and
+               re.fullmatch(r"\d+:[0-9a-f]{8}", rows_[1][1]),
+               "traces after the migration: %r" % rows_)
+        size = os.path.getsize(trace)
+        with open(trace, "rb") as f:
+            crc = zlib.crc32(f.read())
+        ensure(rows_[1][1] == "%d:%08x" % (size, crc),
+               "digest %r, wanted size and CRC-32 of the file" % rows_[1][1])
+        ensure(con.execute("SELECT count(*) FROM stages WHERE trace_id = 1"
+                           ).fetchone()[0] == 1, "old stage rows lost")
+    finally:
+        con.close()
+    check_schema(db)
+    ensure("was added before" not in p.stderr, p.stderr)
+
+    # The same file again: stored, and said so, naming the entry.
+    p = run(["add", trace, "--db", db])
+    ensure(re.search(r"was added before, in entry 2: stored again",
+                     p.stderr), "no warning for a second add: %r" % p.stderr)
+
+    # A migration that fails (an index of that name is there already)
+    # leaves the version 1 file as it was.
+    bad = os.path.join(work, "v1bad.sqlite")
+    con = sqlite3.connect(bad)
+    con.executescript(SCHEMA_V1)
+    con.execute("CREATE INDEX traces_by_digest ON traces(path)")
+    con.commit()
+    con.close()
+    before = digest(bad)
+    p = run(["add", trace, "--db", bad], rc=1)
+    ensure("nothing was added" in p.stderr, p.stderr)
+    untouched(bad, before, "a failed migration")
+    con = sqlite3.connect(bad)
+    ensure(con.execute("PRAGMA user_version").fetchone()[0] == 1,
+           "a failed migration changed the version")
+    con.close()
+
+
 def mode_concurrent(work):
     db = os.path.join(work, "h.sqlite")
     trace = os.path.join(work, "t.json")
@@ -627,14 +737,14 @@ def mode_badinput(work):
     with open(newer, "wb") as f:
         f.write(good)
     con = sqlite3.connect(newer)
-    con.execute("PRAGMA user_version = 2")
+    con.execute("PRAGMA user_version = 3")
     con.execute("CREATE TABLE future (x)")
     con.commit()
     con.close()
     before = digest(newer)
     for args, rc in all_commands(newer, trace):
-        expect_error(args, rc, "schema version 2, newer than this stageprof "
-                               "knows (1)")
+        expect_error(args, rc, "schema version 3, newer than this stageprof "
+                               "knows (2)")
         untouched(newer, before, args[0])
 
     # Another program's database.
@@ -796,7 +906,8 @@ def mode_badinput(work):
 
 
 MODES = {"roundtrip": mode_roundtrip, "check": mode_check,
-         "concurrent": mode_concurrent, "badinput": mode_badinput}
+         "concurrent": mode_concurrent, "badinput": mode_badinput,
+         "migrate": mode_migrate}
 
 
 def main():

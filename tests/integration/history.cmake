@@ -2,8 +2,9 @@
 # traces written by the script, `check` on a stable series and on a step,
 # 8 processes adding at once, and bad input (garbage, newer schema, another
 # program's database, locked, read-only file and directory, bad labels and
-# options, an unknown stage, a bad trace among good ones).
-foreach(mode roundtrip check concurrent badinput)
+# options, an unknown stage, a bad trace among good ones), and the
+# migration of a version 1 file.
+foreach(mode roundtrip check concurrent badinput migrate)
     if(NOT Python3_Interpreter_FOUND)
         stageprof_it_skip(history.${mode} "python3 not found at configure time")
     elseif(NOT TARGET stageprof_cli)
