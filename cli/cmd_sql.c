@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,28 +332,40 @@ static int dot_command(const struct cli_ctx *ctx, sqlite3 *db,
     return 0;
 }
 
-/* The prompt: statements run once complete; errors do not end it. */
+/*
+ * The prompt: statements run once complete; errors do not end it.
+ *
+ * Ctrl-C: SIGINT stays blocked but while the prompt waits for input (in
+ * ppoll, which unblocks it atomically, so a Ctrl-C is never lost between
+ * printing the prompt and waiting) and while a statement runs (the handler
+ * interrupts it). stdin is unbuffered, so "input ready" is the truth.
+ */
 static void prompt(const struct cli_ctx *ctx, sqlite3 *db, struct sql_out *o)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt; /* no SA_RESTART: a read is cut short */
+    sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sigset_t block, open;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &open);
+    sigdelset(&open, SIGINT);
+    setvbuf(stdin, NULL, _IONBF, 0);
     prompt_db = db;
     char *line = NULL, *stmt = NULL;
     size_t cap = 0, len = 0, stmt_cap = 0;
     for (;;) {
         fputs(len == 0 ? "sql> " : "...> ", stdout);
         fflush(stdout);
-        errno = 0;
-        ssize_t n = getline(&line, &cap, stdin);
-        if (n < 0 && errno == EINTR) {
-            clearerr(stdin);
+        struct pollfd in = {.fd = 0, .events = POLLIN};
+        if (ppoll(&in, 1, NULL, &open) < 0 && errno == EINTR) {
             fputc('\n', stdout);
             len = 0; /* Ctrl-C drops the statement being typed */
             continue;
         }
+        ssize_t n = getline(&line, &cap, stdin);
         if (n < 0) {
             fputc('\n', stdout);
             break;
@@ -380,7 +393,10 @@ static void prompt(const struct cli_ctx *ctx, sqlite3 *db, struct sql_out *o)
         if (!sqlite3_complete(stmt))
             continue;
         char err[1024];
-        if (sql_run(db, stmt, o, err, sizeof err) != 0)
+        sigprocmask(SIG_SETMASK, &open, NULL); /* Ctrl-C interrupts it */
+        int rc = sql_run(db, stmt, o, err, sizeof err);
+        sigprocmask(SIG_BLOCK, &block, NULL);
+        if (rc != 0)
             fprintf(stderr, "Error: %s\n", err);
         o->results = 0;
         fflush(stdout);
@@ -390,6 +406,7 @@ static void prompt(const struct cli_ctx *ctx, sqlite3 *db, struct sql_out *o)
     free(stmt);
     prompt_db = NULL;
     signal(SIGINT, SIG_DFL);
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
 }
 
 /* Entry ------------------------------------------------------------------- */
