@@ -478,12 +478,13 @@ static char *put_args(struct writer *w, char *p, uint64_t run, int head)
     return p;
 }
 
-static void emit_span(struct writer *w, int tid, const struct pend *s,
-                      const char *ph, uint64_t end_ns)
+/* 1 when written, 0 when a filtered write left it out. */
+static int emit_span(struct writer *w, int tid, const struct pend *s,
+                     const char *ph, uint64_t end_ns)
 {
     /* "B": still open when the trace is written. */
     if (!admit(w, site_cat(s->site), s->ns, ph[7] == 'X' ? end_ns : UINT64_MAX))
-        return;
+        return 0;
     char *p = ev_open(w, ph, strlen(ph));
     p = put_name(w, p, s->site, s->dyn, s->dyn_len);
     p = PUTS(p, ",\"ts\":");
@@ -496,6 +497,7 @@ static void emit_span(struct writer *w, int tid, const struct pend *s,
     p = put_args(w, p, s->run, s->args_head);
     *p++ = '}';
     ev_commit(w, p);
+    return 1;
 }
 
 static void emit_end(struct writer *w, int tid, const struct pend *s,
@@ -1149,10 +1151,13 @@ int stageprof__writer_write_filtered(struct sink *sink, int flags,
         /* Spans still open: written as "B", ended by "E" in a later file. */
         for (int i = 0; i < w->depth && !w->frag; i++) {
             struct pend *e = &w->stack[i];
-            if (!e->carried && !e->skip) {
-                emit_span(w, tid, e, "{\"ph\":\"B\",", 0);
+            if (e->carried || e->skip)
+                continue;
+            /* Left out by a filter: its end must not appear later either. */
+            if (emit_span(w, tid, e, "{\"ph\":\"B\",", 0))
                 w->open_spans++;
-            }
+            else
+                e->skip = 1;
         }
         s->new_open = (unsigned)w->depth;
         s->new_run = run;

@@ -426,6 +426,42 @@ STAGEPROF_TEST(window_in_metrics_mode)
     stageprof_stop();
 }
 
+static stageprof_site_t site_held = STAGEPROF_SITE_INIT("held", "io");
+
+/* A span begun 50 ms from now, held 500 ms. */
+static void *hold_span(void *arg)
+{
+    (void)arg;
+    struct timespec t50 = {0, 50000000}, t500 = {0, 500000000};
+    nanosleep(&t50, NULL);
+    stageprof_span_t s = stageprof_span_begin(&site_held);
+    nanosleep(&t500, NULL);
+    stageprof_span_end(&s);
+    return NULL;
+}
+
+/*
+ * A span a category filter left out of one window (still open at its end)
+ * has no end in the next window: an "E" there would have no "B" anywhere.
+ */
+STAGEPROF_TEST(span_filtered_out_leaves_no_end_behind)
+{
+    int port = start_live("127.0.0.1:0", 0, 0, NULL);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, hold_span, NULL), 0);
+    struct answer a;
+    get(port, "/capture?duration_ms=200&categories=compute", NULL, &a);
+    ASSERT_EQ(a.status, 200);
+    ASSERT_NULL(strstr(a.body, "\"name\":\"held\""));
+    free(a.raw);
+    get(port, "/capture?duration_ms=600", NULL, &a);
+    ASSERT_EQ(a.status, 200);
+    ASSERT_NULL(strstr(a.body, "{\"ph\":\"E\""));
+    free(a.raw);
+    pthread_join(t, NULL);
+    stageprof_stop();
+}
+
 static int capture_port;
 
 static void *capture_300ms(void *arg)
@@ -599,6 +635,7 @@ STAGEPROF_TEST_LIST(STAGEPROF_CASE(bad_parameters_400),
                     STAGEPROF_CASE(window_while_tracing),
                     STAGEPROF_CASE(window_in_metrics_mode),
                     STAGEPROF_CASE(run_across_window_end_not_left_in_progress),
+                    STAGEPROF_CASE(span_filtered_out_leaves_no_end_behind),
                     STAGEPROF_CASE(gzip_round_trip),
                     STAGEPROF_CASE(empty_reasons_tracing),
                     STAGEPROF_CASE(empty_reasons_metrics),
