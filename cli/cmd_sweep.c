@@ -620,8 +620,8 @@ static void versus(const struct cli_ctx *ctx, const struct sweep *w,
     diff_init(ctx, &vs->d);
     vs->a = a;
     vs->b = b;
-    vs->d.arg[0] = "a";
-    vs->d.arg[1] = "b";
+    vs->d.arg[0] = vs->d.arg[1] = w->dir;
+    vs->d.side_name[0] = vs->d.side_name[1] = "a run's trace";
     vs->na = add_variant(ctx, w, &vs->d, 0, a);
     vs->nb = add_variant(ctx, w, &vs->d, 1, b);
     if (vs->na > 0 && vs->nb > 0)

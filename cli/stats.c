@@ -335,7 +335,8 @@ int stats_stat_eval(enum stats_stat stat, const double *x, size_t n,
  */
 
 /* A value with its input position; sorted by value, then position, so
- * the order (and with it every resample) does not depend on qsort. */
+ * the order (and with it every resample, and Holm's ranking of ties)
+ * does not depend on qsort. */
 struct ranked {
     double v;
     size_t i;
@@ -711,21 +712,6 @@ int stats_mann_whitney(const double *a, size_t na, const double *b, size_t nb,
  * Holm
  */
 
-struct pv {
-    double p;
-    size_t i;
-};
-
-static int cmp_pv(const void *pa, const void *pb)
-{
-    const struct pv *a = pa, *b = pb;
-    if (a->p < b->p)
-        return -1;
-    if (a->p > b->p)
-        return 1;
-    return (a->i > b->i) - (a->i < b->i);
-}
-
 int stats_holm(const double *p, size_t m, double *adj)
 {
     if (m == 0)
@@ -735,19 +721,19 @@ int stats_holm(const double *p, size_t m, double *adj)
     for (size_t i = 0; i < m; i++)
         if (!(p[i] >= 0.0 && p[i] <= 1.0))
             return STATS_EINVAL;
-    struct pv *s = alloc_array(m, sizeof *s);
+    struct ranked *s = alloc_array(m, sizeof *s);
     if (!s)
         return STATS_ENOMEM;
     for (size_t i = 0; i < m; i++) {
-        s[i].p = p[i];
+        s[i].v = p[i];
         s[i].i = i;
     }
-    qsort(s, m, sizeof *s, cmp_pv);
+    qsort(s, m, sizeof *s, cmp_ranked);
     /* The running maximum makes the adjusted values monotone in p, so
      * the first adjusted value at or above alpha stops the step-down. */
     double run = 0.0;
     for (size_t k = 0; k < m; k++) {
-        double v = (double)(m - k) * s[k].p;
+        double v = (double)(m - k) * s[k].v;
         if (v > 1.0)
             v = 1.0;
         if (v < run)

@@ -562,7 +562,10 @@ static void resolve_tail(const stageprof_config_t *a, struct conf *out)
         out, a ? a->keep_bytes : STAGEPROF_UNSET, "STAGEPROF_KEEP_BYTES", NULL,
         1, 4096, half, out->buffer_bytes / 4,
         "a size from 4K to half of STAGEPROF_BUFFER_BYTES");
-    int on = out->keep_slower_than_ms > 0 || out->keep_slowest > 0;
+    /* Only a tracing session keeps runs: elsewhere the share would
+     * only shrink the buffers (metrics-mode capture windows use them). */
+    int on =
+        out->enable && (out->keep_slower_than_ms > 0 || out->keep_slowest > 0);
     if (on && out->buffer_runs == 0) {
         warn(out, "%s%s",
              "STAGEPROF_KEEP_SLOWER_THAN_MS and "

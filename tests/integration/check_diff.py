@@ -165,9 +165,14 @@ def check_schema(doc):
             ensure(stat in ("mean", "p50", "p95", "p99"), "stat %r" % stat)
             for k in ("abs_ns", "rel", "lo", "hi", "p", "p_holm", "verdict"):
                 ensure(k in c, "change without %r: %r" % (k, c))
-            if c["lo"] is not None:
-                ensure(c["lo"] <= c["rel"] + 1e-9 or m["mode"] != "repetitions"
-                       or c["lo"] <= c["hi"], "interval %r" % c)
+            # An interval is both ends or none, in order; a verdict of
+            # slower or faster needs it on one side of 0.
+            ensure((c["lo"] is None) == (c["hi"] is None) and
+                   (c["lo"] is None or c["lo"] <= c["hi"]), "interval %r" % c)
+            if c["verdict"] == "slower":
+                ensure(c["lo"] > 0, "slower with %r" % c)
+            if c["verdict"] == "faster":
+                ensure(c["hi"] < 0, "faster with %r" % c)
 
 
 def stage(doc, name):

@@ -347,10 +347,17 @@ STAGEPROF_TEST(bad_settings_warn_and_keep_nothing)
         stageprof__config_fini(&c);
         unsetenv(bad[i][0]);
     }
-    /* Keeping needs the ring. */
+    /* Keeping needs tracing: without it nothing is kept and the buffers
+     * keep their whole budget. */
     setenv("STAGEPROF_KEEP_SLOWEST", "3", 1);
-    setenv("STAGEPROF_BUFFER_RUNS", "0", 1);
     struct conf c;
+    ASSERT_EQ(stageprof__config_resolve(NULL, &c), 0);
+    ASSERT_EQ(c.keep_slowest, 0);
+    ASSERT_EQ(c.keep_bytes, 0);
+    stageprof__config_fini(&c);
+    setenv("STAGEPROF_ENABLE", "1", 1);
+    /* Keeping needs the ring. */
+    setenv("STAGEPROF_BUFFER_RUNS", "0", 1);
     ASSERT_EQ(stageprof__config_resolve(NULL, &c), 0);
     ASSERT_EQ(c.nwarnings, 1);
     ASSERT_CONTAINS(c.warnings[0], "need the run ring");
